@@ -1,0 +1,164 @@
+"""The lifecycle every actor shares: start, drain, stop.
+
+An actor subscribes in `on_start` and serves each message in a task of its
+own (a nats-py subscription runs its callback one message at a time, so an
+actor that waited inside the callback would serve one request at a time).
+The tasks live in a bounded TaskSet: when it is full, the callback waits,
+and NATS holds further messages for us.
+
+Failure behaviour: if `on_start` raises, the actor stops what it started and
+the error propagates to the caller of `start()`. `on_stop` errors are logged,
+never raised, so `stop()` always finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, ClassVar
+
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 30.0
+
+
+class TaskSet:
+    """At most `limit` concurrent tasks; `spawn` waits for room."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a TaskSet needs room for at least one task")
+        self._room = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> None:
+        await self._room.acquire()
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._room.release()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("task %s failed", task.get_name(), exc_info=exc)
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait for the running tasks; True if they all finished in time."""
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        return not pending
+
+    async def cancel(self) -> None:
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Actor:
+    """Base of every actor: owns its subscriptions and its in-flight tasks."""
+
+    role: ClassVar[str] = "actor"
+
+    def __init__(self, nc: Client, node_id: str, *, max_inflight: int = 64) -> None:
+        self.nc = nc
+        self.node_id = node_id
+        self.tasks = TaskSet(max_inflight)
+        self._subscriptions: list[Subscription] = []
+        self._state = "new"
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    async def subscribe(self, subject: str, queue: str = "", **kwargs: Any) -> Subscription:
+        """Subscribe with a callback; the subscription is drained and removed with the actor."""
+        sub = await self.nc.subscribe(subject, queue=queue, **kwargs)
+        self._subscriptions.append(sub)
+        # Only once the server has the interest may we say we serve the subject.
+        await self.nc.flush()
+        return sub
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        """Stop one subscription gracefully: messages already delivered are still served."""
+        if sub in self._subscriptions:
+            self._subscriptions.remove(sub)
+        try:
+            await sub.drain()
+        except Exception:
+            log.debug("drain of %s failed", sub.subject, exc_info=True)
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"{self.role} actor already {self._state}")
+        self._state = "starting"
+        try:
+            await self.on_start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._state = "running"
+        log.info("%s %s started", self.role, self.node_id)
+
+    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Stop taking new work, finish what is in flight (up to `timeout_s`), then stop."""
+        if self._state in ("draining", "stopped"):
+            return
+        self._state = "draining"
+        subs, self._subscriptions = self._subscriptions, []
+        await asyncio.gather(*(self._drain_one(s) for s in subs))
+        if not await self.tasks.wait(timeout_s):
+            log.warning(
+                "%s %s: in-flight work still running after %ss; cancelling",
+                self.role,
+                self.node_id,
+                timeout_s,
+            )
+        await self.stop()
+
+    @staticmethod
+    async def _drain_one(sub: Subscription) -> None:
+        try:
+            await sub.drain()
+        except Exception:
+            log.debug("drain of %s failed", sub.subject, exc_info=True)
+
+    async def stop(self) -> None:
+        """Stop now: unsubscribe, cancel in-flight work. Safe to call twice."""
+        if self._state == "stopped":
+            return
+        self._state = "stopped"
+        subs, self._subscriptions = self._subscriptions, []
+        for sub in subs:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                log.debug("unsubscribe of %s failed", sub.subject, exc_info=True)
+        await self.tasks.cancel()
+        try:
+            await self.on_stop()
+        except Exception:
+            log.exception("%s %s: on_stop failed", self.role, self.node_id)
+        log.info("%s %s stopped", self.role, self.node_id)
+
+    async def on_start(self) -> None:
+        """Subscribe and load what the actor needs; raise to refuse to start."""
+
+    async def on_stop(self) -> None:
+        """Release what on_start took; errors are logged, not raised."""
+
+    async def __aenter__(self) -> Actor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,108 @@
+"""`mlbuffet modelhost`: argv -> ModelhostConfig -> a running modelhost until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping, Sequence
+
+from actors.modelhost.config import ModelhostConfig, default_workers
+from actors.modelhost.service import ModelhostService
+from mlbuffet.config import (
+    add_nats_arguments,
+    env,
+    env_float,
+    env_int,
+    nats_config_from,
+    split_urls,
+)
+from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.nodes import new_node_id
+from mlbuffet.runner import StartupError, announce, run_role
+
+
+def parse_args(
+    argv: Sequence[str] | None, environ: Mapping[str, str]
+) -> tuple[ModelhostConfig, str]:
+    parser = argparse.ArgumentParser(
+        prog="mlbuffet modelhost", description="Serve models from the registry over NATS."
+    )
+    add_nats_arguments(parser, environ)
+    parser.add_argument(
+        "--models",
+        metavar="NAME[,NAME]",
+        default=env(environ, "MODELHOST_MODELS"),
+        help="serve only these models (default: every model in the registry)",
+    )
+    parser.add_argument("--node-id", default=env(environ, "NODE_ID"))
+    parser.add_argument(
+        "--max-inflight",
+        type=int,
+        default=env_int(environ, "MODELHOST_MAX_INFLIGHT", 64),
+        help="requests served at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=env_int(environ, "MODELHOST_WORKERS", default_workers()),
+        help="onnxruntime threads, one per core by default (%(default)s)",
+    )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=env_int(environ, "MODELHOST_INTRA_OP_THREADS", 1),
+        help="threads one inference may use (default %(default)s)",
+    )
+    parser.add_argument(
+        "--pinned-versions",
+        type=int,
+        default=env_int(environ, "MODELHOST_PINNED_VERSIONS", 4),
+        help="non-default versions kept loaded per model (default %(default)s)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=env_float(environ, "DRAIN_TIMEOUT", 30.0),
+        metavar="SECONDS",
+        help="on SIGTERM, wait this long for in-flight requests",
+    )
+    parser.add_argument("--log-level", default=env(environ, "LOG_LEVEL", "info"))
+    args = parser.parse_args(argv)
+    config = ModelhostConfig(
+        nats=nats_config_from(args),
+        models=split_urls(args.models) if args.models else None,
+        node_id=args.node_id,
+        max_inflight=args.max_inflight,
+        workers=args.workers,
+        intra_op_threads=args.intra_op_threads,
+        pinned_versions=args.pinned_versions,
+        drain_timeout_s=args.drain_timeout,
+    )
+    return config, args.log_level
+
+
+async def serve(config: ModelhostConfig, stop: asyncio.Event) -> int:
+    node_id = config.node_id or new_node_id("modelhost")
+    try:
+        nc = await connect(config.nats, name=node_id)
+    except NatsUnavailableError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        host = ModelhostService(nc, config, node_id)
+        await host.start()
+        served = ", ".join(f"{n}:{m.default.version}" for n, m in sorted(host.served.items()))
+        announce(f"modelhost {node_id} ready, serving {served or 'no models yet'}")
+        await stop.wait()
+        await host.drain(config.drain_timeout_s)
+    finally:
+        await close_quietly(nc)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_role(argv, parse_args, serve)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

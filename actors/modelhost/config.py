@@ -1,0 +1,51 @@
+"""Settings of one modelhost process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from mlbuffet.config import ConfigError, NatsConfig
+from mlbuffet.protocol.errors import BadRequestError
+from mlbuffet.protocol.names import parse_model_name
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class ModelhostConfig:
+    nats: NatsConfig = field(default_factory=NatsConfig)
+    models: tuple[str, ...] | None = None
+    """Names of the models to serve; None serves every model in the registry."""
+    node_id: str | None = None
+    """None: generated (role, host name and a random suffix)."""
+    max_inflight: int = 64
+    """Requests served at once; more wait in NATS."""
+    workers: int = field(default_factory=default_workers)
+    """Threads running onnxruntime: one per core by default."""
+    intra_op_threads: int = 1
+    pinned_versions: int = 4
+    """Non-default versions kept loaded per model (least recently used ones are unloaded)."""
+    drain_timeout_s: float = 30.0
+    registry_replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if self.models is not None:
+            try:
+                for name in self.models:
+                    parse_model_name(name)
+            except BadRequestError as exc:
+                raise ConfigError(f"--models: {exc.message}") from None
+        for setting, value in (
+            ("--max-inflight", self.max_inflight),
+            ("--workers", self.workers),
+            ("--intra-op-threads", self.intra_op_threads),
+        ):
+            if value < 1:
+                raise ConfigError(f"{setting} must be at least 1")
+        if self.pinned_versions < 0:
+            raise ConfigError("--pinned-versions must not be negative")
+        if self.drain_timeout_s < 0:
+            raise ConfigError("--drain-timeout must not be negative")

@@ -1,0 +1,181 @@
+"""One model version loaded in onnxruntime: input checks, the run itself, output conversion.
+
+Everything here is synchronous and CPU-bound; the service calls `load`,
+`warm` and `run` in executor threads (onnxruntime releases the GIL while it
+computes) and never on the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+from mlbuffet.protocol import tensors
+from mlbuffet.protocol.errors import InternalError, UnprocessableError
+from mlbuffet.protocol.messages import ObjectOutput, Output, Tensor
+from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec, VersionRecord
+from mlbuffet.registry import signature_of
+
+log = logging.getLogger(__name__)
+
+Feeds = dict[str, npt.NDArray[Any]]
+
+_INPUT_FAULTS = (ort_state.InvalidArgument, ort_state.RuntimeException)
+"""onnxruntime errors raised by a bad input (wrong dims, an index out of range), not by us."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    intra_op_threads: int = 1
+    """Threads one run may use. 1 by default: a host runs many requests at once, one per core."""
+
+
+def describe(spec: TensorSpec) -> str:
+    return f"{spec.name} {spec.datatype} {list(spec.shape)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    text = text.split(" : ", 2)[-1] if text.startswith("[ONNXRuntimeError]") else text
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ModelRuntime:
+    """An onnxruntime session for one version of one model."""
+
+    def __init__(self, model: str, record: VersionRecord, session: ort.InferenceSession) -> None:
+        self.model = model
+        self.version = record.version
+        self.sha256 = record.sha256
+        self.session = session
+        self.signature: Signature = signature_of(session)
+        self.inputs = {spec.name: spec for spec in self.signature.inputs}
+        self.output_names = tuple(spec.name for spec in self.signature.outputs)
+
+    @classmethod
+    def load(
+        cls, model: str, record: VersionRecord, data: bytes, settings: RuntimeSettings
+    ) -> ModelRuntime:
+        """Build a session from the file's bytes, after checking them against the registry's sha256."""
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != record.sha256:
+            raise InternalError(
+                f"{model}:{record.version}: file sha256 {digest[:12]} does not match the registry's "
+                f"{record.sha256[:12]}; refusing to load it"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.intra_op_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        return cls(model, record, session)
+
+    def warm(self) -> None:
+        """Run once on zeros so the first real request does not pay for lazy initialisation."""
+        feeds: Feeds = {}
+        for spec in self.signature.inputs:
+            shape = tuple(1 if d == DYNAMIC else d for d in spec.shape)
+            if spec.datatype == tensors.BYTES:
+                feeds[spec.name] = np.full(shape, "", dtype=object)
+            elif spec.datatype in tensors.DTYPES:
+                feeds[spec.name] = np.zeros(shape, dtype=tensors.DTYPES[spec.datatype])
+            else:
+                return  # sequence or map inputs: nothing sensible to invent
+        try:
+            self.session.run(None, feeds)
+        except Exception as exc:
+            log.info(
+                "%s:%s: warm-up run on zeros failed (%s); serving anyway",
+                self.model,
+                self.version,
+                _first_line(exc),
+            )
+
+    def prepare(self, inputs: Sequence[Tensor]) -> Feeds:
+        """Decode the request's tensors and check them against the signature."""
+        feeds: Feeds = {}
+        for tensor in inputs:
+            spec = self.inputs.get(tensor.name)
+            if spec is None:
+                raise UnprocessableError(
+                    f"unknown input {tensor.name!r}; {self.model}:{self.version} takes "
+                    + ", ".join(describe(s) for s in self.signature.inputs)
+                )
+            if tensor.name in feeds:
+                raise UnprocessableError(f"input {tensor.name!r} is given twice")
+            feeds[tensor.name] = self._check(spec, tensor)
+        missing = [s for s in self.signature.inputs if s.name not in feeds]
+        if missing:
+            raise UnprocessableError("missing input " + ", ".join(describe(s) for s in missing))
+        return feeds
+
+    def _check(self, spec: TensorSpec, tensor: Tensor) -> npt.NDArray[Any]:
+        if spec.datatype != tensor.datatype:
+            raise UnprocessableError(
+                f"input {spec.name!r} is {tensor.datatype}; the model expects {spec.datatype}"
+            )
+        if len(tensor.shape) != len(spec.shape) or any(
+            want not in (DYNAMIC, got) for want, got in zip(spec.shape, tensor.shape, strict=True)
+        ):
+            raise UnprocessableError(
+                f"input {spec.name!r} has shape {list(tensor.shape)}; the model expects "
+                f"{list(spec.shape)} (-1: any size)"
+            )
+        array = tensors.decode_array(tensor.datatype, tensor.shape, tensor.data)
+        if spec.datatype == tensors.BYTES:
+            try:
+                array = (
+                    np.vectorize(lambda b: b.decode(), otypes=[object])(array)
+                    if array.size
+                    else array
+                )
+            except UnicodeDecodeError:
+                raise UnprocessableError(f"input {spec.name!r}: strings must be UTF-8") from None
+        return array
+
+    def run(self, feeds: Feeds, outputs: Sequence[str] | None) -> tuple[Output, ...]:
+        """Run the model; returns the requested outputs (all by default) in the order asked."""
+        names = list(self.output_names if outputs is None else outputs)
+        unknown = [n for n in names if n not in self.output_names]
+        if unknown:
+            raise UnprocessableError(
+                f"unknown output {', '.join(map(repr, unknown))}; the model gives "
+                + ", ".join(self.output_names)
+            )
+        try:
+            values = self.session.run(names, feeds)
+        except _INPUT_FAULTS as exc:
+            raise UnprocessableError(
+                f"the model cannot run on this input: {_first_line(exc)}"
+            ) from None
+        return tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
+
+
+def to_output(name: str, value: Any) -> Output:
+    """A wire output from what onnxruntime returned: a tensor, or plain lists and maps."""
+    if isinstance(value, np.ndarray):
+        datatype, shape, data = tensors.encode_array(value)
+        return Tensor(name=name, datatype=datatype, shape=tuple(shape), data=data)
+    return ObjectOutput(name=name, value=plain(value))
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars and arrays inside sequences and maps, as plain Python values."""
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

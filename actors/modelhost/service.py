@@ -1,0 +1,320 @@
+"""The modelhost actor: serves inference for its models from the registry.
+
+For each model it serves, the host subscribes to `mlbuffet.infer.<model>`
+(the default version) and `mlbuffet.infer.<model>.*` (pinned versions) in the
+`modelhost` queue group, so every host of a model competes for its requests.
+It subscribes only once the default version is loaded and warmed, and swaps a
+new default in only once that one is loaded and warmed, so no request ever
+reaches a host that cannot answer it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from actors.base import Actor
+from actors.modelhost.config import ModelhostConfig
+from actors.modelhost.runtime import ModelRuntime, RuntimeSettings
+from mlbuffet.protocol import subjects
+from mlbuffet.protocol.errors import (
+    BadRequestError,
+    InternalError,
+    MLBuffetError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+)
+from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.messages import (
+    EchoReply,
+    EchoRequest,
+    InferRequest,
+    InferResponse,
+    ModelEvent,
+    pack,
+    pack_error,
+    unpack,
+)
+from mlbuffet.protocol.records import ModelRecord, VersionRecord
+from mlbuffet.registry import Registry, RegistryView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedModel:
+    """What this host serves of one model."""
+
+    default: ModelRuntime
+    subscriptions: list[Subscription] = field(default_factory=list)
+    pinned: OrderedDict[int, ModelRuntime] = field(default_factory=OrderedDict)
+    """Non-default versions loaded on demand, least recently used first."""
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    failures: int = 0
+    expired: int = 0
+
+
+class ModelhostService(Actor):
+    role = "modelhost"
+
+    def __init__(self, nc: Client, config: ModelhostConfig, node_id: str) -> None:
+        super().__init__(nc, node_id, max_inflight=config.max_inflight)
+        self.config = config
+        self.settings = RuntimeSettings(intra_op_threads=config.intra_op_threads)
+        self.counters = Counters()
+        self.served: dict[str, ServedModel] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._loading: dict[tuple[str, int], asyncio.Future[ModelRuntime]] = {}
+        self._reconciles: set[asyncio.Task[None]] = set()
+        self._compute = ThreadPoolExecutor(config.workers, thread_name_prefix="onnxruntime")
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="model-loader")
+        self.registry: Registry | None = None
+        self.view: RegistryView | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self.registry, _ = await Registry.open(
+            self.nc.jetstream(), replicas=self.config.registry_replicas
+        )
+        self.view = RegistryView(self.registry)
+        self.view.add_listener(self._on_registry_change)
+        await self.subscribe(subjects.echo(), subjects.MODELHOST_QUEUE, cb=self._on_echo)
+        await self.view.start()
+        # The initial state arrived through the listener; wait for those loads.
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Wait until every registry change seen so far has been acted on."""
+        while self._reconciles:
+            await asyncio.gather(*set(self._reconciles), return_exceptions=True)
+
+    async def on_stop(self) -> None:
+        if self.view is not None:
+            await self.view.stop()
+        for task in set(self._reconciles):
+            task.cancel()
+        await asyncio.gather(*self._reconciles, return_exceptions=True)
+        self.served.clear()
+        self._compute.shutdown(wait=False, cancel_futures=True)
+        self._loader.shutdown(wait=False, cancel_futures=True)
+
+    def serves(self, name: str) -> bool:
+        return self.config.models is None or name in self.config.models
+
+    # -- following the registry ------------------------------------------------
+
+    def _on_registry_change(self, name: str, record: ModelRecord | None) -> None:
+        if not self.serves(name) or self._state in ("draining", "stopped"):
+            return
+        task = asyncio.create_task(self._reconcile(name), name=f"reconcile-{name}")
+        self._reconciles.add(task)
+        task.add_done_callback(self._reconciles.discard)
+
+    async def _reconcile(self, name: str) -> None:
+        """Bring what this host serves of `name` in line with the registry's current record."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            assert self.view is not None
+            record = self.view.records.get(name)
+            served = self.served.get(name)
+            if record is None:
+                if served is not None:
+                    await self._stop_serving(name, served)
+                return
+            if served is not None:
+                for version, runtime in list(served.pinned.items()):
+                    current = record.versions.get(version)
+                    if current is None or current.sha256 != runtime.sha256:
+                        del served.pinned[version]
+                if (served.default.version, served.default.sha256) == (
+                    record.default_version,
+                    record.default.sha256,
+                ):
+                    return
+            try:
+                runtime = await self._load(name, record.default)
+            except Exception as exc:
+                message = exc.message if isinstance(exc, MLBuffetError) else repr(exc)
+                log.error("cannot load %s:%s: %s", name, record.default_version, message)
+                return
+            if served is None:
+                served = ServedModel(default=runtime)
+                self.served[name] = served
+                served.subscriptions = [
+                    await self.subscribe(
+                        subjects.infer(name), subjects.MODELHOST_QUEUE, cb=self._on_infer
+                    ),
+                    await self.subscribe(
+                        subjects.infer_pinned_versions(name),
+                        subjects.MODELHOST_QUEUE,
+                        cb=self._on_infer,
+                    ),
+                ]
+            else:
+                previous = served.default
+                served.default = runtime  # requests already running keep the old session
+                if self.config.pinned_versions and previous.version in record.versions:
+                    self._keep_pinned(served, previous)
+                served.pinned.pop(runtime.version, None)
+            log.info("%s serves %s:%s (default)", self.node_id, name, runtime.version)
+            await self._publish_event(ModelEvent.LOADED, name, runtime.version)
+
+    async def _stop_serving(self, name: str, served: ServedModel) -> None:
+        del self.served[name]
+        for sub in served.subscriptions:
+            await self.unsubscribe(sub)
+        log.info("%s no longer serves %s", self.node_id, name)
+        await self._publish_event(ModelEvent.UNLOADED, name, None)
+
+    async def _load(self, name: str, record: VersionRecord) -> ModelRuntime:
+        """Download, load and warm one version; concurrent asks for the same one share the work."""
+        key = (name, record.version)
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[ModelRuntime] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            assert self.registry is not None
+            started = time.perf_counter()
+            data = await self.registry.read(name, record.version)
+            loop = asyncio.get_running_loop()
+            runtime = await loop.run_in_executor(
+                self._loader, ModelRuntime.load, name, record, data, self.settings
+            )
+            await loop.run_in_executor(self._loader, runtime.warm)
+            log.info(
+                "%s loaded %s:%s in %.0f ms",
+                self.node_id,
+                name,
+                record.version,
+                (time.perf_counter() - started) * 1000,
+            )
+            future.set_result(runtime)
+            return runtime
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, nobody else must log it
+            raise
+        finally:
+            del self._loading[key]
+
+    def _keep_pinned(self, served: ServedModel, runtime: ModelRuntime) -> None:
+        served.pinned[runtime.version] = runtime
+        served.pinned.move_to_end(runtime.version)
+        while len(served.pinned) > self.config.pinned_versions:
+            served.pinned.popitem(last=False)
+
+    async def runtime_for(self, name: str, version: int | None) -> ModelRuntime:
+        """The loaded session for a request; loads a pinned version on first use."""
+        served = self.served.get(name)
+        if served is None:
+            raise ModelNotFoundError(f"model {name!r} is not served here")
+        if version is None or version == served.default.version:
+            return served.default
+        runtime = served.pinned.get(version)
+        if runtime is not None:
+            served.pinned.move_to_end(version)
+            return runtime
+        assert self.view is not None
+        record = await self.view.get(name)
+        runtime = await self._load(name, record.version(version))
+        if self.config.pinned_versions:
+            self._keep_pinned(served, runtime)
+        return runtime
+
+    # -- serving ---------------------------------------------------------------
+
+    async def _on_infer(self, msg: Msg) -> None:
+        await self.tasks.spawn(self._serve_infer(msg), name="infer")
+
+    async def _serve_infer(self, msg: Msg) -> None:
+        self.counters.requests += 1
+        if _expired(msg):
+            self.counters.expired += 1
+            return  # the caller has given up: no answer is wanted
+        try:
+            name, version = subjects.parse_infer(msg.subject)
+            request = unpack(msg.data, InferRequest.from_dict)
+            runtime = await self.runtime_for(name, version)
+            feeds = runtime.prepare(request.inputs)
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                self._compute, runtime.run, feeds, request.outputs
+            )
+            reply = pack(
+                InferResponse(
+                    model=name,
+                    version=runtime.version,
+                    node=self.node_id,
+                    outputs=outputs,
+                    id=request.id,
+                )
+            )
+            if len(reply) > self.nc.max_payload:
+                raise PayloadTooLargeError(
+                    f"the answer is {len(reply)} bytes, over the NATS limit of {self.nc.max_payload}; "
+                    "ask for fewer outputs or a smaller batch"
+                )
+        except MLBuffetError as exc:
+            self.counters.failures += 1
+            reply = pack_error(exc)
+        except ValueError as exc:  # an inference subject we cannot parse
+            self.counters.failures += 1
+            reply = pack_error(BadRequestError(str(exc)))
+        except Exception:
+            self.counters.failures += 1
+            log.exception("inference on %s failed", msg.subject)
+            reply = pack_error(InternalError("internal error"))
+        await self._reply(msg, reply)
+
+    async def _on_echo(self, msg: Msg) -> None:
+        try:
+            request = unpack(msg.data, EchoRequest.from_dict)
+            reply = pack(EchoReply(data=request.data, node=self.node_id))
+        except MLBuffetError as exc:
+            reply = pack_error(exc)
+        await self._reply(msg, reply)
+
+    async def _reply(self, msg: Msg, payload: bytes) -> None:
+        if not msg.reply:
+            return
+        try:
+            await msg.respond(payload)
+        except Exception:
+            log.warning("could not answer on %s", msg.subject, exc_info=True)
+
+    async def _publish_event(self, event: str, name: str, version: int | None) -> None:
+        try:
+            await self.nc.publish(
+                subjects.model_events(name),
+                pack(
+                    ModelEvent(
+                        event=event, model=name, version=version, node=self.node_id, at=time.time()
+                    )
+                ),
+            )
+        except Exception:
+            log.debug("could not publish %s event of %s", event, name, exc_info=True)
+
+
+def _expired(msg: Msg) -> bool:
+    raw = (msg.headers or {}).get(Header.DEADLINE.value)
+    if not raw:
+        return False
+    try:
+        return int(raw) <= time.time() * 1000
+    except ValueError:
+        return False

@@ -1,0 +1,5 @@
+import sys
+
+from mlbuffet.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""Settings every role shares: how to reach NATS, and how settings are read.
+
+Each process builds one frozen config once in its `main(argv)`: defaults come
+from `MLBUFFET_*` environment variables, command-line flags override them, and
+`__post_init__` rejects a bad value with a message that names the setting.
+Nothing below `main` reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot work; the message names the setting."""
+
+
+def split_urls(raw: str) -> tuple[str, ...]:
+    return tuple(u.strip() for u in raw.split(",") if u.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class NatsConfig:
+    """How a role connects to the NATS cluster."""
+
+    urls: tuple[str, ...] = (DEFAULT_NATS_URL,)
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    creds_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    connect_wait_s: float = 10.0
+    """How long to keep trying the first connection (NATS may start after us)."""
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ConfigError("--nats: give at least one NATS URL")
+        for url in self.urls:
+            if not url.startswith(NATS_SCHEMES):
+                raise ConfigError(f"--nats: {url!r} is not a NATS URL (nats://host:port)")
+        if self.connect_wait_s < 0:
+            raise ConfigError("--nats-connect-wait must not be negative")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError("--nats-tls-cert and --nats-tls-key go together")
+
+
+def env(environ: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    """The value of MLBUFFET_<name>, or `default`."""
+    return environ.get(f"MLBUFFET_{name}", default)
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = env(environ, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"MLBUFFET_{name}={raw!r} is not an integer") from None
+
+
+def env_float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = env(environ, name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"MLBUFFET_{name}={raw!r} is not a number") from None
+
+
+def add_nats_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """The flags of NatsConfig, with defaults from the environment."""
+    group = parser.add_argument_group("NATS connection")
+    group.add_argument(
+        "--nats",
+        metavar="URL[,URL]",
+        default=env(environ, "NATS", DEFAULT_NATS_URL),
+        help="NATS server URLs, comma separated (MLBUFFET_NATS; default %(default)s)",
+    )
+    group.add_argument("--nats-user", default=env(environ, "NATS_USER"))
+    group.add_argument("--nats-password", default=env(environ, "NATS_PASSWORD"))
+    group.add_argument("--nats-token", default=env(environ, "NATS_TOKEN"))
+    group.add_argument("--nats-creds", default=env(environ, "NATS_CREDS"), help="a .creds file")
+    group.add_argument("--nats-tls-ca", default=env(environ, "NATS_TLS_CA"))
+    group.add_argument("--nats-tls-cert", default=env(environ, "NATS_TLS_CERT"))
+    group.add_argument("--nats-tls-key", default=env(environ, "NATS_TLS_KEY"))
+    group.add_argument(
+        "--nats-connect-wait",
+        type=float,
+        metavar="SECONDS",
+        default=env_float(environ, "NATS_CONNECT_WAIT", 10.0),
+        help="keep trying the first connection this long (default %(default)s)",
+    )
+
+
+def nats_config_from(args: argparse.Namespace) -> NatsConfig:
+    return NatsConfig(
+        urls=split_urls(args.nats),
+        user=args.nats_user,
+        password=args.nats_password,
+        token=args.nats_token,
+        creds_file=args.nats_creds,
+        tls_ca_file=args.nats_tls_ca,
+        tls_cert_file=args.nats_tls_cert,
+        tls_key_file=args.nats_tls_key,
+        connect_wait_s=args.nats_connect_wait,
+    )
+
+
+def nats_arguments(config: NatsConfig) -> list[str]:
+    """Command-line flags that give a child process the same NATS settings."""
+    args = ["--nats", ",".join(config.urls)]
+    optional: dict[str, Any] = {
+        "--nats-user": config.user,
+        "--nats-password": config.password,
+        "--nats-token": config.token,
+        "--nats-creds": config.creds_file,
+        "--nats-tls-ca": config.tls_ca_file,
+        "--nats-tls-cert": config.tls_cert_file,
+        "--nats-tls-key": config.tls_key_file,
+    }
+    for flag, value in optional.items():
+        if value:
+            args += [flag, str(value)]
+    return args
+
+
+def default_environ() -> Mapping[str, str]:
+    """The process environment; only `main` functions call this."""
+    return os.environ

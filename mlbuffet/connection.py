@@ -1,0 +1,100 @@
+"""Opening the NATS connection every role uses."""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+
+import nats
+from nats.aio.client import Client
+
+from mlbuffet.config import NatsConfig
+
+log = logging.getLogger(__name__)
+
+RECONNECT_WAIT_S = 0.5
+
+
+class NatsUnavailableError(ConnectionError):
+    """NATS could not be reached within the configured wait."""
+
+
+def _tls_context(config: NatsConfig) -> ssl.SSLContext | None:
+    if not (config.tls_ca_file or config.tls_cert_file):
+        return None
+    context = ssl.create_default_context(cafile=config.tls_ca_file)
+    if config.tls_cert_file and config.tls_key_file:
+        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    return context
+
+
+async def connect(config: NatsConfig, name: str) -> Client:
+    """Connect to NATS, trying for `config.connect_wait_s` before giving up.
+
+    Once connected the client reconnects forever: a role outlives a NATS restart.
+    """
+    connected = False
+    options: dict[str, object] = {
+        "servers": list(config.urls),
+        "name": name,
+        "allow_reconnect": True,
+        # Bounded for the first connection only (nats-py retries it under the
+        # same limit), then lifted below.
+        "max_reconnect_attempts": max(1, math.ceil(config.connect_wait_s / RECONNECT_WAIT_S)),
+        "reconnect_time_wait": RECONNECT_WAIT_S,
+        "connect_timeout": 2,
+    }
+    if config.user:
+        options["user"] = config.user
+        options["password"] = config.password
+    if config.token:
+        options["token"] = config.token
+    if config.creds_file:
+        options["user_credentials"] = config.creds_file
+    tls = _tls_context(config)
+    if tls is not None:
+        options["tls"] = tls
+
+    async def error_cb(exc: Exception) -> None:
+        if connected:
+            log.warning("NATS: %s", exc or type(exc).__name__)
+        else:
+            log.debug("NATS not reachable yet: %s", exc or type(exc).__name__)
+
+    async def disconnected_cb() -> None:
+        # Also called by an orderly close, so not a warning; error_cb reports real faults.
+        if connected:
+            log.info("NATS: disconnected")
+
+    async def reconnected_cb() -> None:
+        log.info("NATS: reconnected")
+
+    try:
+        nc = await nats.connect(
+            **options,  # type: ignore[arg-type]
+            error_cb=error_cb,
+            disconnected_cb=disconnected_cb,
+            reconnected_cb=reconnected_cb,
+        )
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        raise NatsUnavailableError(
+            f"cannot reach NATS at {', '.join(config.urls)}: {exc or type(exc).__name__}"
+        ) from None
+    nc.options["max_reconnect_attempts"] = -1
+    connected = True
+    return nc
+
+
+async def close_quietly(nc: Client) -> None:
+    """Drain and close `nc`: flush what is published, then let go; errors are not interesting here."""
+    if nc.is_closed:
+        return
+    try:
+        await nc.drain()
+    except Exception:
+        log.debug("NATS drain failed", exc_info=True)
+        try:
+            await nc.close()
+        except Exception:
+            log.debug("NATS close failed", exc_info=True)

@@ -1,0 +1,73 @@
+"""What every role and every outside client shares about the wire; no I/O here."""
+
+from mlbuffet.protocol import subjects
+from mlbuffet.protocol.errors import (
+    BadRequestError,
+    ConflictError,
+    DeadlineExceededError,
+    InternalError,
+    MLBuffetError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    OverloadedError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+    error_for_status,
+)
+from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.messages import (
+    EchoReply,
+    EchoRequest,
+    InferRequest,
+    InferResponse,
+    ModelEvent,
+    ObjectOutput,
+    Output,
+    Tensor,
+    pack,
+    pack_error,
+    unpack,
+)
+from mlbuffet.protocol.names import ModelRef, parse_model_name, parse_version
+from mlbuffet.protocol.records import DYNAMIC, ModelRecord, Signature, TensorSpec, VersionRecord
+
+__all__ = [
+    "DYNAMIC",
+    "BadRequestError",
+    "ConflictError",
+    "DeadlineExceededError",
+    "EchoReply",
+    "EchoRequest",
+    "Header",
+    "InferRequest",
+    "InferResponse",
+    "InternalError",
+    "MLBuffetError",
+    "ModelEvent",
+    "ModelNotFoundError",
+    "ModelNotReadyError",
+    "ModelRecord",
+    "ModelRef",
+    "ObjectOutput",
+    "Output",
+    "OverloadedError",
+    "PayloadTooLargeError",
+    "ServiceUnavailableError",
+    "Signature",
+    "Tensor",
+    "TensorSpec",
+    "TooManyRequestsError",
+    "UnprocessableError",
+    "UnsupportedMediaTypeError",
+    "VersionRecord",
+    "error_for_status",
+    "pack",
+    "pack_error",
+    "parse_model_name",
+    "parse_version",
+    "subjects",
+    "unpack",
+]

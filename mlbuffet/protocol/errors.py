@@ -1,0 +1,112 @@
+"""The error types of MLBuffet: one class per HTTP status, shared by every role.
+
+An actor raises one of these; it travels over NATS as
+`{"error": {"code": <status>, "message": <text>}}` and the gateway answers
+with that same status. Anything that is not an MLBuffetError is a bug: it is
+logged where it happened and reported as InternalError, never as `repr(exc)`.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import ClassVar
+
+
+class MLBuffetError(Exception):
+    """Root of every error a user can see; `status` is the HTTP status it maps to."""
+
+    status: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def reason(self) -> str:
+        """The HTTP reason phrase of `status`, e.g. "Not Found"."""
+        return HTTPStatus(self.status).phrase
+
+
+class BadRequestError(MLBuffetError):
+    """The request cannot be parsed: bad JSON, bad msgpack, an invalid name."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class ModelNotFoundError(MLBuffetError):
+    """No such model, or no such version of it."""
+
+    status = HTTPStatus.NOT_FOUND
+
+
+class ConflictError(MLBuffetError):
+    """A concurrent change won; the request may be retried."""
+
+    status = HTTPStatus.CONFLICT
+
+
+class PayloadTooLargeError(MLBuffetError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class UnsupportedMediaTypeError(MLBuffetError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class UnprocessableError(MLBuffetError):
+    """Well-formed, but it does not fit: wrong input shape or type, a file that is not a model."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class TooManyRequestsError(MLBuffetError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+
+class InternalError(MLBuffetError):
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class ServiceUnavailableError(MLBuffetError):
+    """Nobody can take the work now: no modelhost serves the model, or all are busy."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class ModelNotReadyError(ServiceUnavailableError):
+    """The model exists but no modelhost has it loaded yet."""
+
+
+class OverloadedError(ServiceUnavailableError):
+    """Every modelhost is at its in-flight limit."""
+
+
+class DeadlineExceededError(MLBuffetError):
+    """No answer before the request's deadline."""
+
+    status = HTTPStatus.GATEWAY_TIMEOUT
+
+
+_BY_STATUS: dict[int, type[MLBuffetError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequestError,
+        ModelNotFoundError,
+        ConflictError,
+        PayloadTooLargeError,
+        UnsupportedMediaTypeError,
+        UnprocessableError,
+        TooManyRequestsError,
+        InternalError,
+        ServiceUnavailableError,
+        DeadlineExceededError,
+    )
+}
+
+
+def error_for_status(status: int, message: str) -> MLBuffetError:
+    """Rebuild the error an actor reported from its status and message."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = BadRequestError if 400 <= status < 500 else InternalError
+    return cls(message)

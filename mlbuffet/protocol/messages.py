@@ -1,0 +1,308 @@
+"""Message schemas of the mesh and their msgpack encoding.
+
+Every message is a msgpack map with a versioned `type` field, so the wire can
+evolve: a reader accepts a map without `type` as the current version and
+refuses a type it does not know. This is the only module that packs or
+unpacks msgpack. docs/protocol.md documents each schema for programs that
+speak to the mesh without importing MLBuffet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgpack
+
+from mlbuffet.protocol.errors import BadRequestError, MLBuffetError, error_for_status
+
+_T = TypeVar("_T")
+
+
+def _field(raw: Mapping[str, Any], name: str, kind: type[_T] | tuple[type, ...], what: str) -> Any:
+    try:
+        value = raw[name]
+    except KeyError:
+        raise BadRequestError(f"{what} has no {name!r} field") from None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise BadRequestError(f"{what}: field {name!r} has the wrong type")
+    return value
+
+
+def _optional(
+    raw: Mapping[str, Any], name: str, kind: type[_T] | tuple[type, ...], what: str
+) -> Any:
+    if raw.get(name) is None:
+        return None
+    return _field(raw, name, kind, what)
+
+
+def _check_type(raw: Mapping[str, Any], expected: str) -> None:
+    found = raw.get("type", expected)
+    if found != expected:
+        raise BadRequestError(f"message type {found!r} is not {expected!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A tensor on the wire: raw little-endian bytes in C order (see tensors.py)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    data: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "datatype": self.datatype,
+            "shape": list(self.shape),
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Tensor:
+        if not isinstance(raw, Mapping):
+            raise BadRequestError("a tensor must be a map")
+        shape = _field(raw, "shape", list, "tensor")
+        if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise BadRequestError("tensor shape must be a list of integers")
+        return cls(
+            name=_field(raw, "name", str, "tensor"),
+            datatype=_field(raw, "datatype", str, "tensor"),
+            shape=tuple(shape),
+            data=_field(raw, "data", (bytes, bytearray), "tensor"),
+        )
+
+
+OBJECT_DATATYPE = "OBJECT"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectOutput:
+    """A model output that is not a tensor (a sequence of maps, e.g. scikit-learn's ZipMap).
+
+    `value` holds plain lists and maps; on the wire it is
+    `{"name", "datatype": "OBJECT", "value"}`.
+    """
+
+    name: str
+    value: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": OBJECT_DATATYPE, "value": self.value}
+
+
+Output = Tensor | ObjectOutput
+
+
+def _output_from_dict(raw: Any) -> Output:
+    if isinstance(raw, Mapping) and raw.get("datatype") == OBJECT_DATATYPE:
+        return ObjectOutput(name=_field(raw, "name", str, "output"), value=raw.get("value"))
+    return Tensor.from_dict(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class InferRequest:
+    """Subject mlbuffet.infer.<model>[.<version>]; the reply is an InferResponse or an error."""
+
+    TYPE = "mlbuffet.infer_request.v1"
+
+    model: str
+    inputs: tuple[Tensor, ...]
+    version: int | None = None
+    outputs: tuple[str, ...] | None = None
+    """Names of the outputs wanted; None means all of them."""
+    id: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "model": self.model,
+            "version": self.version,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": None if self.outputs is None else list(self.outputs),
+            "id": self.id,
+            "parameters": dict(self.parameters),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> InferRequest:
+        _check_type(raw, cls.TYPE)
+        what = "inference request"
+        inputs = _field(raw, "inputs", list, what)
+        outputs = _optional(raw, "outputs", list, what)
+        if outputs is not None and not all(isinstance(o, str) for o in outputs):
+            raise BadRequestError("inference request: 'outputs' must be a list of names")
+        version = _optional(raw, "version", int, what)
+        return cls(
+            model=_field(raw, "model", str, what),
+            inputs=tuple(Tensor.from_dict(t) for t in inputs),
+            version=version,
+            outputs=None if outputs is None else tuple(outputs),
+            id=_optional(raw, "id", str, what),
+            parameters=_optional(raw, "parameters", dict, what) or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InferResponse:
+    TYPE = "mlbuffet.infer_response.v1"
+
+    model: str
+    version: int
+    node: str
+    """The modelhost that computed the answer."""
+    outputs: tuple[Output, ...]
+    id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "model": self.model,
+            "version": self.version,
+            "node": self.node,
+            "outputs": [o.to_dict() for o in self.outputs],
+            "id": self.id,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> InferResponse:
+        _check_type(raw, cls.TYPE)
+        what = "inference response"
+        return cls(
+            model=_field(raw, "model", str, what),
+            version=_field(raw, "version", int, what),
+            node=_field(raw, "node", str, what),
+            outputs=tuple(_output_from_dict(o) for o in _field(raw, "outputs", list, what)),
+            id=_optional(raw, "id", str, what),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EchoRequest:
+    """Subject mlbuffet.test.echo: the seed's load-balancing test."""
+
+    TYPE = "mlbuffet.echo_request.v1"
+
+    data: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "data": self.data}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> EchoRequest:
+        _check_type(raw, cls.TYPE)
+        return cls(data=raw.get("data"))
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    TYPE = "mlbuffet.echo_reply.v1"
+
+    data: Any
+    node: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "data": self.data, "node": self.node}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> EchoReply:
+        _check_type(raw, cls.TYPE)
+        return cls(data=raw.get("data"), node=_field(raw, "node", str, "echo reply"))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEvent:
+    """Subject mlbuffet.events.model.<model>: what happened to a model, and where."""
+
+    TYPE = "mlbuffet.model_event.v1"
+
+    UPLOADED = "uploaded"
+    DEFAULT_CHANGED = "default-changed"
+    DESCRIPTION_CHANGED = "description-changed"
+    DELETED = "deleted"
+    LOADED = "loaded"
+    UNLOADED = "unloaded"
+
+    event: str
+    model: str
+    version: int | None
+    node: str
+    at: float
+    """Unix time in seconds."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "event": self.event,
+            "model": self.model,
+            "version": self.version,
+            "node": self.node,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelEvent:
+        _check_type(raw, cls.TYPE)
+        what = "model event"
+        return cls(
+            event=_field(raw, "event", str, what),
+            model=_field(raw, "model", str, what),
+            version=_optional(raw, "version", int, what),
+            node=_field(raw, "node", str, what),
+            at=float(_field(raw, "at", (int, float), what)),
+        )
+
+
+Message = InferRequest | InferResponse | EchoRequest | EchoReply | ModelEvent
+
+
+def pack(message: Message) -> bytes:
+    return msgpack.packb(message.to_dict(), use_bin_type=True)
+
+
+def pack_error(error: MLBuffetError) -> bytes:
+    """An error reply: `{"error": {"code": <HTTP status>, "message": <text>}}`."""
+    return msgpack.packb(
+        {
+            "type": "mlbuffet.error.v1",
+            "error": {"code": int(error.status), "message": error.message},
+        },
+        use_bin_type=True,
+    )
+
+
+def unpack_map(payload: bytes) -> dict[Any, Any]:
+    """Decode a msgpack map, turning every kind of malformed input into a BadRequestError."""
+    try:
+        raw = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise BadRequestError(f"payload is not valid msgpack ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise BadRequestError("payload must be a msgpack map")
+    return raw
+
+
+def raise_if_error(raw: Mapping[str, Any]) -> None:
+    """Raise the MLBuffetError carried by an error reply; do nothing for other maps."""
+    error = raw.get("error")
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        message = error.get("message")
+        raise error_for_status(
+            code if isinstance(code, int) else 500,
+            message if isinstance(message, str) else "error without a message",
+        )
+
+
+_M = TypeVar("_M")
+
+
+def unpack(payload: bytes, parse: Callable[[Mapping[str, Any]], _M]) -> _M:
+    """Decode a reply or request with `parse` (a from_dict); error replies are raised."""
+    raw = unpack_map(payload)
+    raise_if_error(raw)
+    return parse(raw)

@@ -1,0 +1,62 @@
+"""Model names and model references, validated before anything reaches NATS."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mlbuffet.protocol.errors import BadRequestError
+
+MODEL_NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+_ONNX_SUFFIX = ".onnx"
+MAX_VERSION = 2**31 - 1
+
+RESERVED_NAMES = frozenset({"information"})
+"""Names that collide with a REST route under /api/v1/models/."""
+
+
+def parse_model_name(raw: str) -> str:
+    """Return the model name in `raw`, without a trailing `.onnx` (the original API had one)."""
+    name = raw[: -len(_ONNX_SUFFIX)] if raw.endswith(_ONNX_SUFFIX) else raw
+    if not _MODEL_NAME.fullmatch(name):
+        raise BadRequestError(
+            f"invalid model name {raw!r}: use 1 to 64 letters, digits, '_' or '-'"
+        )
+    if name in RESERVED_NAMES:
+        raise BadRequestError(f"invalid model name {raw!r}: {name!r} is reserved")
+    return name
+
+
+def parse_version(raw: str | int) -> int:
+    """Return a version number: a positive integer."""
+    if isinstance(raw, bool):
+        raise BadRequestError(f"invalid version {raw!r}: versions are positive integers")
+    if isinstance(raw, int):
+        version = raw
+    elif isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        version = int(raw)
+    else:
+        raise BadRequestError(f"invalid version {raw!r}: versions are positive integers")
+    if not 1 <= version <= MAX_VERSION:
+        raise BadRequestError(f"invalid version {raw!r}: versions are positive integers")
+    return version
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A model and, optionally, one of its versions: `iris`, `iris:3`, `iris:default`."""
+
+    name: str
+    version: int | None = None
+    """None means the default version."""
+
+    @classmethod
+    def parse(cls, raw: str) -> ModelRef:
+        name, sep, version = raw.partition(":")
+        if not sep or version == "default":
+            return cls(parse_model_name(name))
+        return cls(parse_model_name(name), parse_version(version))
+
+    def __str__(self) -> str:
+        return self.name if self.version is None else f"{self.name}:{self.version}"

@@ -1,0 +1,187 @@
+"""Registry records: what the KV bucket `mlbuffet_models` holds for each model.
+
+One key per model (the model name); its value is the JSON of a ModelRecord,
+readable with `nats kv get mlbuffet_models iris`. The files themselves are in
+the object store bucket `mlbuffet_model_files` as `<model>/<version>`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mlbuffet.protocol.errors import InternalError, ModelNotFoundError
+
+DYNAMIC = -1
+"""A dimension whose size is decided per request (as in the Open Inference Protocol)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One input or output of a model, as onnxruntime reports it."""
+
+    name: str
+    datatype: str
+    """Wire datatype (FP32, INT64, BYTES, ...) or OBJECT for sequences and maps."""
+    shape: tuple[int, ...]
+    """Dimensions; DYNAMIC (-1) where the model leaves the size open."""
+    onnx_type: str
+    """onnxruntime's own type string, e.g. tensor(float) or seq(map(int64,tensor(float)))."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "datatype": self.datatype,
+            "shape": list(self.shape),
+            "onnx_type": self.onnx_type,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TensorSpec:
+        return cls(
+            name=raw["name"],
+            datatype=raw["datatype"],
+            shape=tuple(int(d) for d in raw["shape"]),
+            onnx_type=raw["onnx_type"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Signature:
+        return cls(
+            inputs=tuple(TensorSpec.from_dict(s) for s in raw["inputs"]),
+            outputs=tuple(TensorSpec.from_dict(s) for s in raw["outputs"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One uploaded file of a model."""
+
+    version: int
+    sha256: str
+    size: int
+    """Bytes."""
+    uploaded_at: str
+    """ISO 8601, UTC."""
+    description: str
+    """The upload's own description (what changed in this version)."""
+    library: str
+    """Producer of the ONNX file as it declares itself, e.g. "skl2onnx 1.16.0"."""
+    filename: str
+    signature: Signature
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "sha256": self.sha256,
+            "size": self.size,
+            "uploaded_at": self.uploaded_at,
+            "description": self.description,
+            "library": self.library,
+            "filename": self.filename,
+            "signature": self.signature.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> VersionRecord:
+        return cls(
+            version=int(raw["version"]),
+            sha256=raw["sha256"],
+            size=int(raw["size"]),
+            uploaded_at=raw["uploaded_at"],
+            description=raw["description"],
+            library=raw["library"],
+            filename=raw["filename"],
+            signature=Signature.from_dict(raw["signature"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A model: its versions, which one is the default, and its description."""
+
+    TYPE = "mlbuffet.model_record.v1"
+
+    name: str
+    description: str
+    default_version: int
+    versions: Mapping[int, VersionRecord]
+    next_version: int
+    """Version numbers are never reused, even after a delete."""
+    created_at: str
+    updated_at: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Fields written by newer MLBuffet releases, kept so an older writer does not drop them."""
+
+    @property
+    def default(self) -> VersionRecord:
+        return self.versions[self.default_version]
+
+    def version(self, version: int | None) -> VersionRecord:
+        """The record of `version` (None: the default), or ModelNotFoundError."""
+        number = self.default_version if version is None else version
+        try:
+            return self.versions[number]
+        except KeyError:
+            raise ModelNotFoundError(
+                f"model {self.name!r} has no version {number}; "
+                f"versions: {', '.join(map(str, sorted(self.versions)))}"
+            ) from None
+
+    def with_changes(self, **changes: Any) -> ModelRecord:
+        return replace(self, **changes)
+
+    def to_json(self) -> bytes:
+        document = {
+            **self.extra,
+            "type": self.TYPE,
+            "name": self.name,
+            "description": self.description,
+            "default_version": self.default_version,
+            "next_version": self.next_version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "versions": {str(v): r.to_dict() for v, r in sorted(self.versions.items())},
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ModelRecord:
+        try:
+            raw = json.loads(data)
+            known = {
+                "type",
+                "name",
+                "description",
+                "default_version",
+                "next_version",
+                "created_at",
+                "updated_at",
+                "versions",
+            }
+            return cls(
+                name=raw["name"],
+                description=raw["description"],
+                default_version=int(raw["default_version"]),
+                versions={int(v): VersionRecord.from_dict(r) for v, r in raw["versions"].items()},
+                next_version=int(raw["next_version"]),
+                created_at=raw["created_at"],
+                updated_at=raw["updated_at"],
+                extra={k: v for k, v in raw.items() if k not in known},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InternalError(f"corrupt registry record ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,86 @@
+"""Every NATS subject, queue group and bucket name MLBuffet uses, and nothing else.
+
+No other module spells a subject: they all call these functions, so the wire
+layout can be read (and changed) in one place. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+PREFIX = "mlbuffet"
+
+MODELHOST_QUEUE = "modelhost"
+"""Queue group of every inference and echo subscription: one host answers each request."""
+
+TRAINER_QUEUE = "trainer"
+
+MODELS_BUCKET = "mlbuffet_models"
+"""JetStream KV bucket: one key per model, the value a JSON ModelRecord."""
+
+FILES_BUCKET = "mlbuffet_model_files"
+"""JetStream Object Store bucket: one object per model version."""
+
+
+def infer(model: str, version: int | None = None) -> str:
+    """Inference on the default version of `model`, or on a pinned `version`."""
+    if version is None:
+        return f"{PREFIX}.infer.{model}"
+    return f"{PREFIX}.infer.{model}.{version}"
+
+
+def infer_pinned_versions(model: str) -> str:
+    """Wildcard over every pinned version of `model` (one subscription serves them all)."""
+    return f"{PREFIX}.infer.{model}.*"
+
+
+def parse_infer(subject: str) -> tuple[str, int | None]:
+    """(model, version) of an inference subject; version None for the default one.
+
+    Raises ValueError for a subject that is not an inference subject.
+    """
+    parts = subject.split(".")
+    if len(parts) not in (3, 4) or parts[0] != PREFIX or parts[1] != "infer":
+        raise ValueError(f"not an inference subject: {subject!r}")
+    if len(parts) == 3:
+        return parts[2], None
+    if not parts[3].isdigit():
+        raise ValueError(f"not a version number: {parts[3]!r}")
+    return parts[2], int(parts[3])
+
+
+def echo() -> str:
+    """The load-balancing test: any modelhost answers with its node id."""
+    return f"{PREFIX}.test.echo"
+
+
+def train_submit() -> str:
+    return f"{PREFIX}.train.submit"
+
+
+def model_events(model: str) -> str:
+    """Events about one model: uploaded, default-changed, deleted, loaded, unloaded."""
+    return f"{PREFIX}.events.model.{model}"
+
+
+def train_events(job: str) -> str:
+    return f"{PREFIX}.events.train.{job}"
+
+
+def all_events() -> str:
+    return f"{PREFIX}.events.>"
+
+
+def heartbeat(role: str, node: str) -> str:
+    return f"{PREFIX}.heartbeat.{role}.{node}"
+
+
+def all_heartbeats() -> str:
+    return f"{PREFIX}.heartbeat.>"
+
+
+def cluster_status() -> str:
+    return f"{PREFIX}.cluster.status"
+
+
+def file_object(model: str, version: int) -> str:
+    """Name of a model version's file in the FILES_BUCKET object store."""
+    return f"{model}/{version}"

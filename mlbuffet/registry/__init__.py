@@ -1,0 +1,16 @@
+"""The model registry in JetStream: records in KV, files in the Object Store."""
+
+from mlbuffet.registry.inspect import ModelInspector, sha256_of, signature_of
+from mlbuffet.registry.store import Entry, ModelFile, Registry
+from mlbuffet.registry.view import Listener, RegistryView
+
+__all__ = [
+    "Entry",
+    "Listener",
+    "ModelFile",
+    "ModelInspector",
+    "Registry",
+    "RegistryView",
+    "sha256_of",
+    "signature_of",
+]

@@ -1,0 +1,133 @@
+"""Checking an uploaded file with onnxruntime and reading its signature.
+
+onnxruntime parses untrusted files in C++: a hostile file could crash the
+process that loads it. So the gateway never loads one itself; ModelInspector
+runs the check in a worker process and treats a dead worker as a bad file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import multiprocessing
+import os
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlbuffet.protocol.errors import UnprocessableError
+from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec
+from mlbuffet.protocol.tensors import ONNX_TENSOR_TYPES
+from mlbuffet.registry.store import ModelFile
+
+OBJECT = "OBJECT"
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def tensor_spec(node: Any) -> TensorSpec:
+    """The TensorSpec of an onnxruntime NodeArg (an input or output)."""
+    onnx_type: str = node.type
+    shape = node.shape if isinstance(node.shape, list) else []
+    return TensorSpec(
+        name=node.name,
+        datatype=ONNX_TENSOR_TYPES.get(onnx_type, OBJECT),
+        shape=tuple(d if isinstance(d, int) and d >= 0 else DYNAMIC for d in shape),
+        onnx_type=onnx_type,
+    )
+
+
+def signature_of(session: Any) -> Signature:
+    return Signature(
+        inputs=tuple(tensor_spec(n) for n in session.get_inputs()),
+        outputs=tuple(tensor_spec(n) for n in session.get_outputs()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    signature: Signature
+    description: str
+    library: str
+
+
+def _check(path: str) -> _Checked:
+    """Load `path` in onnxruntime; runs in the inspector's worker process."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        # onnxruntime's message names the temporary path; the user knows the file by its name.
+        detail = str(exc).replace(path, "the file").strip().splitlines()
+        raise UnprocessableError(
+            "the file is not an ONNX model onnxruntime can load: "
+            + (detail[0] if detail else type(exc).__name__)
+        ) from None
+    meta = session.get_modelmeta()
+    if not session.get_inputs():
+        raise UnprocessableError("the model has no inputs")
+    return _Checked(
+        signature=signature_of(session),
+        description=meta.description or meta.graph_description or "",
+        library=meta.producer_name or "",
+    )
+
+
+def sha256_of(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class ModelInspector:
+    """Checks files with onnxruntime in a separate worker process, one at a time."""
+
+    def __init__(self) -> None:
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lock = asyncio.Lock()
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            # forkserver: never fork a process that runs an event loop and threads.
+            context = multiprocessing.get_context("forkserver")
+            self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context)
+        return self._pool
+
+    async def inspect(
+        self, path: Path, *, sha256: str | None = None, size: int | None = None
+    ) -> ModelFile:
+        """Check `path` and describe it; UnprocessableError if onnxruntime cannot load it."""
+        loop = asyncio.get_running_loop()
+        if sha256 is None or size is None:
+            sha256, size = await loop.run_in_executor(None, sha256_of, path)
+        async with self._lock:
+            try:
+                checked = await loop.run_in_executor(self._executor(), _check, os.fspath(path))
+            except BrokenProcessPool:
+                self.close()
+                raise UnprocessableError(
+                    "onnxruntime crashed while loading the file; it is not a usable ONNX model"
+                ) from None
+        return ModelFile(
+            path=path,
+            sha256=sha256,
+            size=size,
+            signature=checked.signature,
+            description=checked.description,
+            library=checked.library,
+        )
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,69 @@
+"""Process entry helpers shared by every role: logging, signals, the ready line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
+
+from mlbuffet.config import ConfigError, default_environ
+
+C = TypeVar("C")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    # nats-py logs every failed reconnect attempt with a traceback at ERROR.
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
+
+
+def announce(line: str) -> None:
+    """Print a status line on stdout at once (`mlbuffet up` reads these from its children)."""
+    print(line, flush=True)
+
+
+def run_until_signalled(serve: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run `serve(stop)` on a fresh event loop; SIGINT and SIGTERM set `stop`.
+
+    `serve` is expected to drain and return once `stop` is set. Configuration
+    and start-up errors end the process with one line, not a traceback.
+    """
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        return await serve(stop)
+
+    try:
+        return asyncio.run(main())
+    except StartupError as exc:
+        print(f"mlbuffet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+class StartupError(RuntimeError):
+    """A role cannot start (NATS unreachable, port in use); the message is one line for the user."""
+
+
+def run_role(
+    argv: Sequence[str] | None,
+    parse: Callable[[Sequence[str] | None, Mapping[str, str]], tuple[C, str]],
+    serve: Callable[[C, asyncio.Event], Awaitable[int]],
+) -> int:
+    """The whole life of a role's process: argv -> config -> serve until signalled."""
+    try:
+        config, log_level = parse(argv, default_environ())
+    except ConfigError as exc:
+        print(f"mlbuffet: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(log_level)
+    return run_until_signalled(lambda stop: serve(config, stop))
