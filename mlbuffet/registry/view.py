@@ -31,6 +31,9 @@ class RegistryView:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._watcher: object | None = None
+        self._seen = 0
+        """Highest KV stream sequence applied: what sync() waits for."""
+        self._progress = asyncio.Condition()
 
     @property
     def records(self) -> dict[str, ModelRecord]:
@@ -60,6 +63,14 @@ class RegistryView:
     async def _apply(self, entry: object) -> None:
         name: str = entry.key  # type: ignore[attr-defined]
         revision: int = entry.revision  # type: ignore[attr-defined]
+        try:
+            await self._apply_change(name, revision, entry)
+        finally:
+            async with self._progress:
+                self._seen = max(self._seen, revision)
+                self._progress.notify_all()
+
+    async def _apply_change(self, name: str, revision: int, entry: object) -> None:
         if revision <= self._revisions.get(name, 0):
             return
         self._revisions[name] = revision
@@ -82,6 +93,16 @@ class RegistryView:
             result = listener(name, record)
             if inspect.isawaitable(result):
                 await result
+
+    async def sync(self, timeout_s: float = 5.0) -> None:
+        """Wait until every change committed so far (by anyone) is in this view.
+
+        A process calls this after its own write so that its next read sees it.
+        """
+        status = await self.registry.kv.status()
+        target = status.stream_info.state.last_seq
+        async with self._progress:
+            await asyncio.wait_for(self._progress.wait_for(lambda: self._seen >= target), timeout_s)
 
     async def get(self, name: str) -> ModelRecord:
         """The record of `name`; asks the registry itself if the watch has not brought it yet."""

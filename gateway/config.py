@@ -1,0 +1,45 @@
+"""Settings of one gateway process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlbuffet.config import ConfigError, NatsConfig
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    nats: NatsConfig = field(default_factory=NatsConfig)
+    host: str = "127.0.0.1"
+    port: int = 8002
+    """0 picks a free port (announced on stdout)."""
+    node_id: str | None = None
+    request_timeout_s: float = 30.0
+    """Deadline of an inference request that does not bring its own."""
+    no_responders_wait_s: float = 3.0
+    """How long a prediction waits for a modelhost to take a model that none serves yet."""
+    max_upload_bytes: int = 512 * MIB
+    max_request_bytes: int = 64 * MIB
+    """Limit of any other request body (JSON values, images)."""
+    max_echo_items: int = 1000
+    drain_timeout_s: float = 30.0
+    tmp_dir: Path | None = None
+    """Where uploads and downloads are spooled; None is the system's temporary folder."""
+    access_log: bool = False
+    registry_replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port}: not a TCP port")
+        for setting, value in (
+            ("--request-timeout", self.request_timeout_s),
+            ("--max-upload", self.max_upload_bytes),
+            ("--max-request", self.max_request_bytes),
+        ):
+            if value <= 0:
+                raise ConfigError(f"{setting} must be positive")
+        if self.no_responders_wait_s < 0 or self.drain_timeout_s < 0:
+            raise ConfigError("waits and timeouts must not be negative")

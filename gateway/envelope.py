@@ -1,0 +1,55 @@
+"""The original MLBuffet's JSON envelope, and the one place errors become HTTP responses.
+
+Every answer of the /api routes is `{"http_status": {"code", "description",
+"name"}, ...fields}` with the same code as the HTTP status (the original
+answered 200 for everything; we do not).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from mlbuffet.protocol.errors import MLBuffetError
+
+log = logging.getLogger(__name__)
+
+dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def reply(status: int = 200, description: str | None = None, **fields: Any) -> web.Response:
+    """A JSON response in the envelope; `description` defaults to the status's phrase."""
+    phrase = HTTPStatus(status).phrase
+    body = {
+        "http_status": {"code": status, "description": description or phrase, "name": phrase},
+        **fields,
+    }
+    return web.json_response(body, status=status, dumps=dumps)
+
+
+def error_reply(status: int, message: str) -> web.Response:
+    return reply(status, message)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every failure in the envelope: ours, aiohttp's (404, 405, 413), and bugs (500)."""
+    try:
+        return await handler(request)
+    except MLBuffetError as exc:
+        return error_reply(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        text = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return error_reply(exc.status, text)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_reply(500, "internal error")

@@ -1,0 +1,121 @@
+"""JSON `values` -> input tensors, shaped and typed for the model's signature.
+
+The original API takes `{"values": [...]}`: one row (`[2, 5, 1, 4]`), a batch
+(`[[...], [...]]`), nested lists for N-d inputs, or a map of input names for
+models with several inputs. A row without its batch dimension gets one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlbuffet.protocol import tensors
+from mlbuffet.protocol.errors import UnprocessableError
+from mlbuffet.protocol.messages import Tensor
+from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec
+
+
+def describe(spec: TensorSpec) -> str:
+    return f"{spec.name} ({spec.datatype} {list(spec.shape)})"
+
+
+def tensors_from_values(values: Any, signature: Signature) -> tuple[Tensor, ...]:
+    """The request's input tensors; UnprocessableError names what does not fit and what would."""
+    specs = signature.inputs
+    if isinstance(values, Mapping):
+        by_name = {spec.name: spec for spec in specs}
+        unknown = [name for name in values if name not in by_name]
+        if unknown:
+            raise UnprocessableError(
+                f"unknown input {', '.join(map(repr, unknown))}; the model takes "
+                + ", ".join(describe(s) for s in specs)
+            )
+        missing = [describe(s) for s in specs if s.name not in values]
+        if missing:
+            raise UnprocessableError("missing input " + ", ".join(missing))
+        given = dict(values)
+    elif len(specs) == 1:
+        given = {specs[0].name: values}
+    else:
+        raise UnprocessableError(
+            f"the model takes {len(specs)} inputs; give values as a map of input names: "
+            + ", ".join(describe(s) for s in specs)
+        )
+    return tuple(tensor_from_values(given[spec.name], spec) for spec in specs)
+
+
+def tensor_from_values(raw: Any, spec: TensorSpec) -> Tensor:
+    array = shaped(array_from_values(raw, spec), spec)
+    _, shape, data = tensors.encode_array(array)
+    return Tensor(name=spec.name, datatype=spec.datatype, shape=tuple(shape), data=data)
+
+
+def array_from_values(raw: Any, spec: TensorSpec) -> npt.NDArray[Any]:
+    if not isinstance(raw, list | int | float | bool | str):
+        raise UnprocessableError(
+            f"input {spec.name!r}: values must be a number, a string or a list"
+        )
+    if spec.datatype == tensors.BYTES:
+        array = _rectangular(raw, spec, dtype=object)
+        if not all(isinstance(v, str) for v in array.flat):
+            raise UnprocessableError(f"input {spec.name!r} takes strings")
+        return array
+    dtype = tensors.DTYPES.get(spec.datatype)
+    if dtype is None:
+        raise UnprocessableError(
+            f"input {spec.name!r} is a {spec.onnx_type}, which JSON values cannot fill"
+        )
+    array = _rectangular(raw, spec)
+    if array.size == 0:
+        return array.astype(dtype)
+    if array.dtype.kind not in "biuf":
+        raise UnprocessableError(f"input {spec.name!r} takes numbers ({spec.datatype})")
+    if dtype.kind == "b":
+        if array.dtype.kind != "b":
+            raise UnprocessableError(f"input {spec.name!r} takes true/false values")
+        return array
+    if dtype.kind in "iu":
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.round(array))):
+            raise UnprocessableError(f"input {spec.name!r} takes whole numbers ({spec.datatype})")
+        limits = np.iinfo(dtype)
+        if array.min() < limits.min or array.max() > limits.max:
+            raise UnprocessableError(
+                f"input {spec.name!r}: values must be within {limits.min}..{limits.max} ({spec.datatype})"
+            )
+    return array.astype(dtype)
+
+
+def _rectangular(raw: Any, spec: TensorSpec, dtype: Any = None) -> npt.NDArray[Any]:
+    try:
+        array = np.array(raw, dtype=dtype)
+    except (ValueError, TypeError, OverflowError):
+        array = None
+    if array is None or (dtype is None and array.dtype == object):
+        raise UnprocessableError(
+            f"input {spec.name!r}: values must be a rectangular array of numbers "
+            "(every row the same length)"
+        )
+    if dtype is object:
+        # np.array builds nested object arrays from ragged lists; check every leaf is a scalar.
+        if any(isinstance(v, list) for v in array.flat):
+            raise UnprocessableError(f"input {spec.name!r}: values must be a rectangular array")
+    return array
+
+
+def shaped(array: npt.NDArray[Any], spec: TensorSpec) -> npt.NDArray[Any]:
+    """Add the batch dimension to a single row; check the rank and fixed dimensions."""
+    rank = len(spec.shape)
+    if array.ndim == rank - 1 and rank > 0 and spec.shape[0] in (DYNAMIC, 1):
+        array = array[np.newaxis, ...]
+    if array.ndim != rank or any(
+        want not in (DYNAMIC, got) for want, got in zip(spec.shape, array.shape, strict=True)
+    ):
+        raise UnprocessableError(
+            f"input {spec.name!r}: values have shape {list(array.shape)}; the model expects "
+            f"{list(spec.shape)} (-1: any size)"
+        )
+    return array

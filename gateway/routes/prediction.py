@@ -1,0 +1,98 @@
+"""Predictions: JSON values or an image in, the model's outputs back in the original envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.envelope import reply
+from gateway.images import image_tensor
+from gateway.inputs import tensors_from_values
+from gateway.outputs import to_json
+from gateway.routes.common import json_body, json_object, mesh_of, model_ref
+from gateway.routes.table import Route
+from gateway.uploads import read_form, spool_folder
+from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
+from mlbuffet.protocol.messages import InferRequest, Tensor
+from mlbuffet.protocol.records import Signature, TensorSpec
+
+IMAGE_FIELDS = ("file", "path")
+"""Form fields that may carry the image: `file` as in the original README, or `path`."""
+BINARY_TYPES = ("application/octet-stream", "")
+
+
+async def predict(request: web.Request) -> web.Response:
+    ref = model_ref(request)
+    mesh = mesh_of(request)
+    record = await mesh.view.get(ref.name)
+    version = record.version(ref.version)
+    if request.content_type.startswith("multipart/"):
+        inputs = await _image_inputs(request, version.signature)
+    else:
+        body = json_object(await json_body(request), '{"values": [...]}')
+        if "values" not in body:
+            raise UnprocessableError("No test observation provided (values:[...])")
+        inputs = tensors_from_values(body["values"], version.signature)
+    response = await mesh.infer(InferRequest(model=ref.name, version=ref.version, inputs=inputs))
+    outputs = {output.name: to_json(output) for output in response.outputs}
+    first = next(iter(outputs.values()), None)
+    return reply(
+        200,
+        "Prediction successful",
+        values=first,
+        outputs=outputs,
+        model=response.model,
+        version=response.version,
+        node=response.node,
+    )
+
+
+async def _image_inputs(request: web.Request, signature: Signature) -> tuple[Tensor, ...]:
+    mesh = mesh_of(request)
+    with spool_folder(mesh.config.tmp_dir) as folder:
+        form = await read_form(
+            request, folder, file_limit=mesh.config.max_request_bytes, what="the image"
+        )
+        image = next((form.files[f] for f in IMAGE_FIELDS if f in form.files), None)
+        if image is None:
+            raise UnprocessableError("No image provided: send it in the form field 'file'")
+        kind = image.content_type.split(";")[0].strip().lower()
+        if not kind.startswith("image/") and kind not in BINARY_TYPES:
+            raise UnsupportedMediaTypeError(
+                f"Filetype {kind} is not allowed for predictions; send an image"
+            )
+        data = image.path.read_bytes()
+    options: dict[str, Any] = {**request.query, **form.fields}
+    spec = _image_input(signature, options.get("input"))
+    return (image_tensor(data, spec, options.get("preprocess", "raw")),)
+
+
+def _image_input(signature: Signature, name: str | None) -> TensorSpec:
+    if name is not None:
+        for spec in signature.inputs:
+            if spec.name == name:
+                return spec
+        raise UnprocessableError(
+            f"unknown input {name!r}; the model takes {', '.join(s.name for s in signature.inputs)}"
+        )
+    if len(signature.inputs) != 1:
+        raise UnprocessableError(
+            "the model takes several inputs: name the image's with the field or parameter 'input'"
+        )
+    return signature.inputs[0]
+
+
+_SUMMARY = (
+    'predict: JSON {"values": [...]} (a row, a batch, or {input: values}) or an image in the '
+    "form field 'file'; <model>[:<version>]"
+)
+ROUTES = (
+    Route("POST", "/api/v1/models/{ref}/prediction", predict, _SUMMARY),
+    Route(
+        "GET",
+        "/api/v1/models/{ref}/prediction",
+        predict,
+        "the same with GET, as the original README shows",
+    ),
+)

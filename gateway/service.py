@@ -1,0 +1,160 @@
+"""The gateway's side of the mesh: the only gateway module that talks to NATS.
+
+`Mesh` sends inference and echo requests, publishes model events, and holds
+the registry with its live view. NATS failures become MLBuffet errors here,
+in one place: no responders is 503, a timeout is 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+from aiohttp import web
+from nats.aio.client import Client
+
+from gateway.config import GatewayConfig
+from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.protocol import subjects
+from mlbuffet.protocol.errors import (
+    DeadlineExceededError,
+    MLBuffetError,
+    ModelNotReadyError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+)
+from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.messages import (
+    EchoReply,
+    EchoRequest,
+    InferRequest,
+    InferResponse,
+    ModelEvent,
+    pack,
+    unpack,
+)
+from mlbuffet.registry import ModelInspector, Registry, RegistryView
+from mlbuffet.runner import StartupError
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST_WAIT_S = 0.05
+RETRY_MAX_WAIT_S = 0.5
+
+
+def deadline_header(deadline: float) -> dict[str, str]:
+    return {Header.DEADLINE.value: str(int(deadline * 1000))}
+
+
+@dataclass
+class Mesh:
+    nc: Client
+    registry: Registry
+    view: RegistryView
+    inspector: ModelInspector
+    node_id: str
+    config: GatewayConfig
+
+    async def request(self, subject: str, payload: bytes, deadline: float) -> bytes:
+        """One request/reply before `deadline` (Unix time), with NATS errors mapped.
+
+        No responders is retried until the deadline, at most `no_responders_wait_s`:
+        right after an upload or a restart, modelhosts need a moment to take a model.
+        """
+        if len(payload) > self.nc.max_payload:
+            raise PayloadTooLargeError(
+                f"the request is {len(payload)} bytes encoded, over the NATS limit of "
+                f"{self.nc.max_payload}; send a smaller batch"
+            )
+        give_up_waiting = time.monotonic() + self.config.no_responders_wait_s
+        wait = RETRY_FIRST_WAIT_S
+        while True:
+            timeout = deadline - time.time()
+            if timeout <= 0:
+                raise DeadlineExceededError("no answer before the request's deadline")
+            try:
+                msg = await self.nc.request(
+                    subject, payload, timeout=timeout, headers=deadline_header(deadline)
+                )
+                return msg.data
+            except nats.errors.NoRespondersError:
+                if time.monotonic() + wait > give_up_waiting or deadline - time.time() < wait:
+                    raise ModelNotReadyError(
+                        "no modelhost serves this model right now; start one, or check "
+                        "that one can load it"
+                    ) from None
+            except nats.errors.TimeoutError:
+                raise DeadlineExceededError(
+                    f"no answer from a modelhost within {timeout:.1f} s"
+                ) from None
+            except (
+                nats.errors.ConnectionClosedError,
+                nats.errors.ConnectionReconnectingError,
+                nats.errors.ConnectionDrainingError,
+                nats.errors.OutboundBufferLimitError,
+            ):
+                raise ServiceUnavailableError(
+                    "the gateway has lost its NATS connection; retry"
+                ) from None
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RETRY_MAX_WAIT_S)
+
+    async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResponse:
+        deadline = time.time() + (timeout_s or self.config.request_timeout_s)
+        data = await self.request(
+            subjects.infer(request.model, request.version), pack(request), deadline
+        )
+        return unpack(data, InferResponse.from_dict)
+
+    async def echo(self, data: Any, timeout_s: float | None = None) -> EchoReply:
+        deadline = time.time() + (timeout_s or self.config.request_timeout_s)
+        reply = await self.request(subjects.echo(), pack(EchoRequest(data=data)), deadline)
+        return unpack(reply, EchoReply.from_dict)
+
+    async def publish_event(self, event: str, model: str, version: int | None) -> None:
+        """Tell the cluster what this gateway changed; best effort, never fails the request."""
+        message = ModelEvent(
+            event=event, model=model, version=version, node=self.node_id, at=time.time()
+        )
+        try:
+            await self.nc.publish(subjects.model_events(model), pack(message))
+        except Exception:
+            log.warning("could not publish the %s event of %s", event, model, exc_info=True)
+
+    async def changed(self) -> None:
+        """After a registry write: wait until this gateway's view shows it (read your writes)."""
+        try:
+            await self.view.sync()
+        except (TimeoutError, MLBuffetError, nats.errors.Error):
+            log.warning("registry view did not catch up in time; reads may briefly lag")
+
+
+MESH = web.AppKey("mesh", Mesh)
+CONFIG = web.AppKey("config", GatewayConfig)
+NODE_ID = web.AppKey("node_id", str)
+
+
+async def mesh_context(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup context: connect at start-up, drain and close at shutdown."""
+    config = app[CONFIG]
+    node_id = app[NODE_ID]
+    try:
+        nc = await connect(config.nats, name=node_id)
+    except NatsUnavailableError as exc:
+        raise StartupError(str(exc)) from None
+    inspector = ModelInspector()
+    try:
+        registry, _ = await Registry.open(nc.jetstream(), replicas=config.registry_replicas)
+        view = RegistryView(registry)
+        await view.start()
+        app[MESH] = Mesh(nc, registry, view, inspector, node_id, config)
+        yield
+        await view.stop()
+    finally:
+        inspector.close()
+        await close_quietly(nc)
