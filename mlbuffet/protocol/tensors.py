@@ -56,6 +56,10 @@ ONNX_TENSOR_TYPES: dict[str, str] = {
 
 _LENGTH = struct.Struct("<I")
 
+MAX_RANK = 64
+"""numpy's limit on the number of dimensions."""
+MAX_DIMENSION = np.iinfo(np.intp).max
+
 
 def datatype_of(array: npt.NDArray[Any]) -> str:
     """The wire datatype of a numpy array (object and str arrays are BYTES)."""
@@ -91,7 +95,7 @@ def decode_array(datatype: str, shape: Sequence[int], data: bytes) -> npt.NDArra
         raise BadRequestError(f"invalid shape {list(shape)}: dimensions are non-negative integers")
     count = element_count(shape)
     if datatype == BYTES:
-        return decode_bytes_elements(data, count).reshape(tuple(shape))
+        return _reshape(decode_bytes_elements(data, count), shape)
     dtype = DTYPES.get(datatype)
     if dtype is None:
         raise BadRequestError(
@@ -102,14 +106,34 @@ def decode_array(datatype: str, shape: Sequence[int], data: bytes) -> npt.NDArra
             f"tensor data has {len(data)} bytes; shape {list(shape)} of {datatype} needs "
             f"{count * dtype.itemsize}"
         )
-    return np.frombuffer(data, dtype=dtype).reshape(tuple(shape))
+    return _reshape(np.frombuffer(data, dtype=dtype), shape)
+
+
+def _reshape(flat: npt.NDArray[Any], shape: Sequence[int]) -> npt.NDArray[Any]:
+    # numpy refuses more than 64 dimensions, and a dimension beyond its index
+    # range even when another one is 0 (so the data check above passed).
+    try:
+        return flat.reshape(tuple(shape))
+    except (ValueError, OverflowError):
+        raise BadRequestError(
+            f"invalid shape {list(shape)}: at most {MAX_RANK} dimensions of at most "
+            f"{MAX_DIMENSION} elements each"
+        ) from None
 
 
 def encode_bytes_elements(elements: Iterable[Any]) -> bytes:
     """Length-prefixed concatenation of string/bytes elements (str is UTF-8 encoded)."""
     parts: list[bytes] = []
     for element in elements:
-        raw = element.encode() if isinstance(element, str) else bytes(element)
+        if isinstance(element, str):
+            raw = element.encode()
+        elif isinstance(element, bytes | bytearray | memoryview):
+            raw = bytes(element)
+        else:
+            # bytes(5) would be five zero bytes: refuse rather than send garbage.
+            raise UnprocessableError(
+                f"a BYTES element must be str or bytes, not {type(element).__name__}"
+            )
         parts.append(_LENGTH.pack(len(raw)))
         parts.append(raw)
     return b"".join(parts)
