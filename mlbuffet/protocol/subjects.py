@@ -6,6 +6,12 @@ layout can be read (and changed) in one place. See docs/protocol.md.
 
 from __future__ import annotations
 
+import re
+
+from mlbuffet.protocol.names import MAX_VERSION, MODEL_NAME_PATTERN
+
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+
 PREFIX = "mlbuffet"
 
 MODELHOST_QUEUE = "modelhost"
@@ -38,13 +44,20 @@ def parse_infer(subject: str) -> tuple[str, int | None]:
     Raises ValueError for a subject that is not an inference subject.
     """
     parts = subject.split(".")
-    if len(parts) not in (3, 4) or parts[0] != PREFIX or parts[1] != "infer":
+    if (
+        len(parts) not in (3, 4)
+        or parts[0] != PREFIX
+        or parts[1] != "infer"
+        or not _MODEL_NAME.fullmatch(parts[2])
+    ):
         raise ValueError(f"not an inference subject: {subject!r}")
     if len(parts) == 3:
         return parts[2], None
-    if not parts[3].isdigit():
-        raise ValueError(f"not a version number: {parts[3]!r}")
-    return parts[2], int(parts[3])
+    version = parts[3]
+    # str.isdigit() also accepts digits of other scripts ("٣"); versions are ASCII.
+    if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= MAX_VERSION:
+        raise ValueError(f"not a version number: {version!r}")
+    return parts[2], int(version)
 
 
 def echo() -> str:
