@@ -9,13 +9,13 @@ logged where it happened and reported as InternalError, never as `repr(exc)`.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import ClassVar
 
 
 class MLBuffetError(Exception):
     """Root of every error a user can see; `status` is the HTTP status it maps to."""
 
-    status: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR
+    status: int = HTTPStatus.INTERNAL_SERVER_ERROR
+    """Set by each subclass; an error rebuilt from a status with no class of its own keeps it."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -24,7 +24,10 @@ class MLBuffetError(Exception):
     @property
     def reason(self) -> str:
         """The HTTP reason phrase of `status`, e.g. "Not Found"."""
-        return HTTPStatus(self.status).phrase
+        try:
+            return HTTPStatus(self.status).phrase
+        except ValueError:
+            return "Client Error" if self.status < 500 else "Server Error"
 
 
 class BadRequestError(MLBuffetError):
@@ -105,8 +108,21 @@ _BY_STATUS: dict[int, type[MLBuffetError]] = {
 
 
 def error_for_status(status: int, message: str) -> MLBuffetError:
-    """Rebuild the error an actor reported from its status and message."""
+    """Rebuild the error an actor reported from its status and message.
+
+    A 4xx or 5xx status with no class of its own (403, 408, 502, ...) comes back
+    as a BadRequestError or InternalError that still carries that status, so
+    the gateway answers with the code the actor chose. Anything else (a 2xx,
+    a code that is no HTTP error) is an InternalError.
+    """
     cls = _BY_STATUS.get(status)
-    if cls is None:
-        cls = BadRequestError if 400 <= status < 500 else InternalError
-    return cls(message)
+    if cls is not None:
+        return cls(message)
+    if 400 <= status < 500:
+        error: MLBuffetError = BadRequestError(message)
+    elif 500 <= status < 600:
+        error = InternalError(message)
+    else:
+        return InternalError(message)
+    error.status = status
+    return error
