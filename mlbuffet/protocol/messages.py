@@ -261,18 +261,20 @@ Message = InferRequest | InferResponse | EchoRequest | EchoReply | ModelEvent
 
 
 def pack(message: Message) -> bytes:
-    return msgpack.packb(message.to_dict(), use_bin_type=True)
+    packed: bytes = msgpack.packb(message.to_dict(), use_bin_type=True)
+    return packed
 
 
 def pack_error(error: MLBuffetError) -> bytes:
     """An error reply: `{"error": {"code": <HTTP status>, "message": <text>}}`."""
-    return msgpack.packb(
+    packed: bytes = msgpack.packb(
         {
             "type": "mlbuffet.error.v1",
             "error": {"code": int(error.status), "message": error.message},
         },
         use_bin_type=True,
     )
+    return packed
 
 
 def unpack_map(payload: bytes) -> dict[Any, Any]:
