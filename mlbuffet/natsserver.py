@@ -109,10 +109,16 @@ class NatsServer:
     """One nats-server child process."""
 
     def __init__(
-        self, config: NatsServerConfig, *, on_log: Callable[[str], None] | None = None
+        self,
+        config: NatsServerConfig,
+        *,
+        on_log: Callable[[str], None] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.on_log = on_log
+        self.preexec_fn = preexec_fn
+        """Run in the child before exec: `mlbuffet up` uses it to tie the server's life to its own."""
         self.url: str | None = None
         self.port: int | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -136,6 +142,7 @@ class NatsServer:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=self.preexec_fn,
         )
         try:
             await asyncio.wait_for(self._wait_ready(), READY_TIMEOUT_S)

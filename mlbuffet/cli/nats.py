@@ -1,0 +1,97 @@
+"""`mlbuffet nats`: the embedded nats-server alone (JetStream on), for roles started by hand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlbuffet.cli.embedded import EmbeddedNats
+from mlbuffet.cli.process import Console, describe_exit
+from mlbuffet.cli.up_config import DEFAULT_DATA_DIR, LOG_LEVELS
+from mlbuffet.config import ConfigError, env, env_int
+from mlbuffet.natsserver import NatsServerConfig, NatsServerError
+from mlbuffet.runner import StartupError, run_role
+
+
+@dataclass(frozen=True, slots=True)
+class NatsRoleConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 4222
+    """0 picks a free port (printed)."""
+    verbose: bool = False
+    """Show every line nats-server logs, not only its warnings and errors."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--nats-port {self.port}: not a TCP port (0 picks a free one)")
+
+
+def parse_args(
+    argv: Sequence[str] | None, environ: Mapping[str, str]
+) -> tuple[NatsRoleConfig, str]:
+    parser = argparse.ArgumentParser(
+        prog="mlbuffet nats",
+        description="Run the embedded nats-server (JetStream on) until Ctrl-C.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=env(environ, "DATA_DIR", DEFAULT_DATA_DIR),
+        help="JetStream data and the generated nats-server.conf (default ./%(default)s)",
+    )
+    parser.add_argument(
+        "--host", default=env(environ, "NATS_HOST", "127.0.0.1"), help="(default %(default)s)"
+    )
+    parser.add_argument(
+        "--nats-port",
+        type=int,
+        default=env_int(environ, "NATS_PORT", 4222),
+        help="client port, 0 for any free one (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level", default=env(environ, "LOG_LEVEL", "info"), choices=LOG_LEVELS
+    )
+    args = parser.parse_args(argv)
+    config = NatsRoleConfig(
+        data_dir=Path(args.data_dir).expanduser().absolute(),
+        host=args.host,
+        port=args.nats_port,
+        verbose=args.log_level == "debug",
+    )
+    return config, args.log_level
+
+
+async def serve(config: NatsRoleConfig, stop: asyncio.Event) -> int:
+    console = Console()
+    server = EmbeddedNats(
+        NatsServerConfig(config.data_dir, config.host, config.port), console, verbose=config.verbose
+    )
+    try:
+        url = await server.launch()
+    except (NatsServerError, OSError) as exc:
+        raise StartupError(str(exc)) from None
+    console.say(f"nats-server listening on {url} (JetStream data in {config.data_dir})")
+    stopping = asyncio.ensure_future(stop.wait())
+    exited = asyncio.ensure_future(server.wait())
+    try:
+        await asyncio.wait({stopping, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if exited.done():
+            console.warn(f"mlbuffet nats: nats-server stopped ({describe_exit(exited.result())})")
+            return 1
+        return 0
+    finally:
+        stopping.cancel()
+        await server.stop()
+        exited.cancel()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_role(argv, parse_args, serve)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

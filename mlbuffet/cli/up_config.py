@@ -1,0 +1,144 @@
+"""Settings of `mlbuffet up`: built once from MLBUFFET_* variables and flags, then passed in."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlbuffet.config import ConfigError, NatsConfig, env, env_float, env_int, split_urls
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DEFAULT_DATA_DIR = "mlbuffet-data"
+
+
+@dataclass(frozen=True, slots=True)
+class UpConfig:
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    """nats-server's config and JetStream data (the registry); unused with --nats."""
+    host: str = "127.0.0.1"
+    port: int = 8002
+    """REST gateway port; 0 picks a free one (printed once up)."""
+    nats_host: str = "127.0.0.1"
+    nats_port: int = 4222
+    """Embedded nats-server client port; 0 picks a free one."""
+    nats_urls: tuple[str, ...] = ()
+    """An existing NATS to use instead of starting one; empty starts the embedded server."""
+    modelhosts: int = 2
+    samples: bool = True
+    """Register the sample models when the registry is created (first start)."""
+    log_level: str = "info"
+    drain_timeout_s: float = 10.0
+    """On Ctrl-C, how long the gateway and modelhosts may finish in-flight requests."""
+    startup_timeout_s: float = 60.0
+
+    @property
+    def embedded_nats(self) -> bool:
+        return not self.nats_urls
+
+    def __post_init__(self) -> None:
+        for setting, port in (("--port", self.port), ("--nats-port", self.nats_port)):
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{setting} {port}: not a TCP port (0 picks a free one)")
+        if self.modelhosts < 0:
+            raise ConfigError("--modelhosts must not be negative")
+        if self.nats_urls:
+            NatsConfig(urls=self.nats_urls)  # raises ConfigError naming --nats
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"--log-level {self.log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
+            )
+        if self.drain_timeout_s < 0:
+            raise ConfigError("--drain-timeout must not be negative")
+        if self.startup_timeout_s <= 0:
+            raise ConfigError("--startup-timeout must be positive")
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = (env(environ, name) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"MLBUFFET_{name}={raw!r}: use 1 or 0")
+
+
+def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[UpConfig, str]:
+    parser = argparse.ArgumentParser(
+        prog="mlbuffet up",
+        description="Run nats-server, the REST gateway and modelhosts on this machine until Ctrl-C.",
+    )
+    add = parser.add_argument
+    add(
+        "--data-dir",
+        default=env(environ, "DATA_DIR", DEFAULT_DATA_DIR),
+        help="where nats-server keeps the registry (MLBUFFET_DATA_DIR; default ./%(default)s)",
+    )
+    add("--host", default=env(environ, "HOST", "127.0.0.1"), help="REST address (%(default)s)")
+    add(
+        "--port",
+        type=int,
+        default=env_int(environ, "PORT", 8002),
+        help="REST port, 0 for any free one (MLBUFFET_PORT; default %(default)s)",
+    )
+    add(
+        "--nats-host",
+        default=env(environ, "NATS_HOST", "127.0.0.1"),
+        help="address of the embedded nats-server (default %(default)s)",
+    )
+    add(
+        "--nats-port",
+        type=int,
+        default=env_int(environ, "NATS_PORT", 4222),
+        help="port of the embedded nats-server, 0 for any free one (default %(default)s)",
+    )
+    add(
+        "--nats",
+        metavar="URL[,URL]",
+        default=env(environ, "NATS"),
+        help="use this existing NATS (with JetStream) instead of starting nats-server",
+    )
+    add(
+        "--modelhosts",
+        type=int,
+        metavar="N",
+        default=env_int(environ, "MODELHOSTS", 2),
+        help="modelhost processes to run (default %(default)s)",
+    )
+    add(
+        "--no-samples",
+        action="store_true",
+        default=_flag(environ, "NO_SAMPLES"),
+        help="do not register the sample models iris and diabetes on first start",
+    )
+    add("--log-level", default=env(environ, "LOG_LEVEL", "info"), choices=LOG_LEVELS)
+    add(
+        "--drain-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=env_float(environ, "DRAIN_TIMEOUT", 10.0),
+        help="on Ctrl-C, time to finish in-flight requests (default %(default)s)",
+    )
+    add(
+        "--startup-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=env_float(environ, "STARTUP_TIMEOUT", 60.0),
+        help="give up if a part is not ready by then (default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    config = UpConfig(
+        data_dir=Path(args.data_dir).expanduser().absolute(),
+        host=args.host,
+        port=args.port,
+        nats_host=args.nats_host,
+        nats_port=args.nats_port,
+        nats_urls=split_urls(args.nats) if args.nats else (),
+        modelhosts=args.modelhosts,
+        samples=not args.no_samples,
+        log_level=args.log_level.lower(),
+        drain_timeout_s=args.drain_timeout,
+        startup_timeout_s=args.startup_timeout,
+    )
+    return config, config.log_level
