@@ -41,10 +41,10 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TensorSpec:
         return cls(
-            name=raw["name"],
-            datatype=raw["datatype"],
+            name=_text(raw["name"]),
+            datatype=_text(raw["datatype"]),
             shape=tuple(int(d) for d in raw["shape"]),
-            onnx_type=raw["onnx_type"],
+            onnx_type=_text(raw["onnx_type"]),
         )
 
 
@@ -100,12 +100,12 @@ class VersionRecord:
     def from_dict(cls, raw: Mapping[str, Any]) -> VersionRecord:
         return cls(
             version=int(raw["version"]),
-            sha256=raw["sha256"],
+            sha256=_text(raw["sha256"]),
             size=int(raw["size"]),
-            uploaded_at=raw["uploaded_at"],
-            description=raw["description"],
-            library=raw["library"],
-            filename=raw["filename"],
+            uploaded_at=_text(raw["uploaded_at"]),
+            description=_text(raw["description"]),
+            library=_text(raw["library"]),
+            filename=_text(raw["filename"]),
             signature=Signature.from_dict(raw["signature"]),
         )
 
@@ -161,6 +161,7 @@ class ModelRecord:
 
     @classmethod
     def from_json(cls, data: bytes) -> ModelRecord:
+        """Parse a record; anything that is not a consistent record is an InternalError."""
         try:
             raw = json.loads(data)
             known = {
@@ -173,15 +174,35 @@ class ModelRecord:
                 "updated_at",
                 "versions",
             }
-            return cls(
-                name=raw["name"],
-                description=raw["description"],
+            record = cls(
+                name=_text(raw["name"]),
+                description=_text(raw["description"]),
                 default_version=int(raw["default_version"]),
                 versions={int(v): VersionRecord.from_dict(r) for v, r in raw["versions"].items()},
                 next_version=int(raw["next_version"]),
-                created_at=raw["created_at"],
-                updated_at=raw["updated_at"],
+                created_at=_text(raw["created_at"]),
+                updated_at=_text(raw["updated_at"]),
                 extra={k: v for k, v in raw.items() if k not in known},
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise InternalError(f"corrupt registry record ({type(exc).__name__}: {exc})") from exc
+        record.check()
+        return record
+
+    def check(self) -> None:
+        """Raise InternalError unless the record is consistent (readers index it blindly)."""
+        problems = []
+        if self.versions and self.default_version not in self.versions:
+            problems.append(f"default version {self.default_version} is not one of its versions")
+        if any(number != r.version for number, r in self.versions.items()):
+            problems.append("a version is filed under another number")
+        if self.versions and self.next_version <= max(self.versions):
+            problems.append(f"next version {self.next_version} was already given")
+        if problems:
+            raise InternalError(f"corrupt registry record of {self.name!r}: {'; '.join(problems)}")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
