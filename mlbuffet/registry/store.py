@@ -193,9 +193,11 @@ class Registry:
         registry is left as it was before the call.
         """
         version_box: list[int] = []
+        created_box: list[bool] = []
 
         def reserve(current: ModelRecord | None) -> ModelRecord:
             now = utc_now()
+            created_box[:] = [current is None]
             if current is None:
                 current = ModelRecord(
                     name=name,
@@ -217,7 +219,7 @@ class Registry:
             with model.path.open("rb") as source:
                 await self.files.put(key, source)
         except BaseException:
-            await self._release_reservation(name, version)
+            await asyncio.shield(self._abandon(name, version, created=created_box[0]))
             raise
 
         record = VersionRecord(
@@ -248,28 +250,36 @@ class Registry:
         try:
             committed = await self._change(name, commit)
         except BaseException:
-            await self._delete_file(name, version)
-            await self._release_reservation(name, version)
+            await asyncio.shield(self._abandon(name, version, created=created_box[0]))
             raise
         assert committed is not None
         return committed.record, version
 
-    async def _release_reservation(self, name: str, version: int) -> None:
-        """Undo a failed upload's reservation of a new model's record.
+    async def _abandon(self, name: str, version: int, *, created: bool) -> None:
+        """Undo what a failed upload of `version` did, so the registry is as it was before.
 
-        Only a record with no versions and no later reservation is removed; any
-        other is left alone (an empty record is invisible and harmless).
+        If the record holds the version after all (a commit whose answer was
+        lost), the upload did happen: its file stays. Otherwise the file goes
+        and the reserved number is given back, unless a later upload reserved
+        one since; a record this upload created is removed again.
         """
-
-        def release(current: ModelRecord | None) -> ModelRecord | None:
-            if current is not None and not current.versions and current.next_version == version + 1:
-                return None
-            return current
-
         try:
-            await asyncio.shield(self._change(name, release))
+            entry = await self.entry(name)
+            if entry is not None and version in entry.record.versions:
+                return
+            await self._delete_file(name, version)
+
+            def release(current: ModelRecord | None) -> ModelRecord | None:
+                if current is None or current.next_version != version + 1:
+                    return current
+                if created and not current.versions:
+                    return None
+                return current.with_changes(next_version=version)
+
+            await self._change(name, release)
         except Exception:
-            log.warning("could not release the reservation of %s", name, exc_info=True)
+            # What is left is harmless: an unused number or an orphan file.
+            log.warning("could not undo the failed upload of %s:%s", name, version, exc_info=True)
 
     async def set_default(self, name: str, version: int) -> ModelRecord:
         def change(current: ModelRecord | None) -> ModelRecord:
