@@ -24,7 +24,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.errors import ConflictError, ModelNotFoundError
+from mlbuffet.protocol.errors import ConflictError, InternalError, ModelNotFoundError
 from mlbuffet.protocol.records import ModelRecord, Signature, VersionRecord
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,19 @@ class Registry:
             names = await self.kv.keys()
         except js_errors.NoKeysError:
             return []
-        records = await asyncio.gather(*(self.entry(name) for name in names))
+        records = await asyncio.gather(*(self._readable_entry(name) for name in names))
         return sorted(
             (e.record for e in records if e is not None and e.record.versions),
             key=lambda r: r.name,
         )
+
+    async def _readable_entry(self, name: str) -> Entry | None:
+        """entry(), but a corrupt record is logged and skipped: one must not hide every other."""
+        try:
+            return await self.entry(name)
+        except InternalError as exc:
+            log.error("registry record %r is unreadable: %s", name, exc.message)
+            return None
 
     async def download(self, name: str, version: int | None, into: BinaryIO) -> VersionRecord:
         """Write the file of a version into `into` and return its record."""
