@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import logging
 import multiprocessing
 import os
 from concurrent.futures.process import BrokenProcessPool
@@ -24,6 +25,10 @@ from mlbuffet.registry.store import ModelFile
 
 OBJECT = "OBJECT"
 HASH_CHUNK_BYTES = 1 << 20
+WORKER_ATTEMPTS = 2
+"""Tries of one file, each in a fresh worker if the previous one died."""
+
+log = logging.getLogger(__name__)
 
 
 def tensor_spec(node: Any) -> TensorSpec:
@@ -111,13 +116,23 @@ class ModelInspector:
         if sha256 is None or size is None:
             sha256, size = await loop.run_in_executor(None, sha256_of, path)
         async with self._lock:
-            try:
-                checked = await loop.run_in_executor(self._executor(), _check, os.fspath(path))
-            except BrokenProcessPool:
-                self.close()
-                raise UnprocessableError(
-                    "onnxruntime crashed while loading the file; it is not a usable ONNX model"
-                ) from None
+            # A worker that died (killed, out of memory) while idle or on this
+            # file breaks the pool either way; only a file that kills a fresh
+            # worker a second time is the file's fault.
+            for attempt in range(WORKER_ATTEMPTS):
+                try:
+                    checked = await loop.run_in_executor(self._executor(), _check, os.fspath(path))
+                    break
+                except BrokenProcessPool:
+                    self.close()
+                    if attempt + 1 == WORKER_ATTEMPTS:
+                        raise UnprocessableError(
+                            "onnxruntime crashed while loading the file; "
+                            "it is not a usable ONNX model"
+                        ) from None
+                    log.warning(
+                        "the inspection worker died; trying %s again in a new one", path.name
+                    )
         return ModelFile(
             path=path,
             sha256=sha256,
