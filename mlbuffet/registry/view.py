@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from nats.js.kv import KV_DEL, KV_PURGE
 
+from mlbuffet.protocol.errors import InternalError
 from mlbuffet.protocol.records import ModelRecord
 from mlbuffet.registry.store import Registry
 
@@ -76,7 +77,13 @@ class RegistryView:
         self._revisions[name] = revision
         record: ModelRecord | None = None
         if entry.operation not in (KV_DEL, KV_PURGE) and entry.value:  # type: ignore[attr-defined]
-            record = ModelRecord.from_json(entry.value)  # type: ignore[attr-defined]
+            try:
+                record = ModelRecord.from_json(entry.value)  # type: ignore[attr-defined]
+            except InternalError as exc:
+                # One unreadable record must not stop a gateway or modelhost from
+                # starting, nor take down what was served from its last good version.
+                log.error("registry record %r is unreadable, ignored: %s", name, exc.message)
+                return
             if not record.versions:
                 record = None
         await self._set(name, record)
