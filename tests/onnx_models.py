@@ -137,6 +137,38 @@ def matmul_chain(path: Path, width: int = 256, depth: int = 40) -> Path:
     return _save(_model(graph), path)
 
 
+def tile_rows(path: Path, times: int, width: int = 1024) -> Path:
+    """y = x repeated `times` times along the rows: a small request with a big answer."""
+    repeats = numpy_helper.from_array(np.array([times, 1], dtype=np.int64), "repeats")
+    graph = helper.make_graph(
+        [helper.make_node("Tile", ["x", "repeats"], ["y"])],
+        "tile_rows",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, width])],
+        initializer=[repeats],
+    )
+    return _save(_model(graph), path)
+
+
+def slow_to_load(path: Path, nodes: int = 10_000) -> Path:
+    """A chain of `nodes` Add nodes: cheap to run, but onnxruntime takes most of a second to load it."""
+    c = numpy_helper.from_array(np.ones((4,), dtype=np.float32), "c")
+    chain = []
+    previous = "x"
+    for i in range(nodes):
+        out = "y" if i == nodes - 1 else f"h{i}"
+        chain.append(helper.make_node("Add", [previous, "c"], [out]))
+        previous = out
+    graph = helper.make_graph(
+        chain,
+        "slow_to_load",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        initializer=[c],
+    )
+    return _save(_model(graph), path)
+
+
 def sklearn_iris(path: Path) -> Path:
     """A scikit-learn classifier converted by skl2onnx, with its ZipMap probabilities."""
     from skl2onnx import to_onnx
@@ -172,6 +204,11 @@ class ModelFiles:
     sk_iris: Path
     squeezenet: Path
     not_onnx: Path
+    large: Path
+    """add_constant over 4 Mi floats: a 16 MiB file, slow enough to interrupt its upload."""
+    tile: Path
+    """tile_rows x4096: 16 KiB of input, 16 MiB of answer (over the test server's max_payload)."""
+    slow_load: Path
 
 
 def build_all(folder: Path) -> ModelFiles:
@@ -189,4 +226,7 @@ def build_all(folder: Path) -> ModelFiles:
         sk_iris=sklearn_iris(folder / "sk_iris.onnx"),
         squeezenet=squeezenet(folder / "squeezenet.onnx"),
         not_onnx=not_onnx,
+        large=add_constant(folder / "large.onnx", 3.0, width=4 * 1024 * 1024),
+        tile=tile_rows(folder / "tile.onnx", 4096),
+        slow_load=slow_to_load(folder / "slow_load.onnx"),
     )
