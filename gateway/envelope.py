@@ -24,7 +24,7 @@ dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def reply(status: int = 200, description: str | None = None, **fields: Any) -> web.Response:
+def reply(status: int = 200, description: str | None = None, /, **fields: Any) -> web.Response:
     """A JSON response in the envelope; `description` defaults to the status's phrase."""
     phrase = HTTPStatus(status).phrase
     body = {

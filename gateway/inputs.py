@@ -79,14 +79,25 @@ def array_from_values(raw: Any, spec: TensorSpec) -> npt.NDArray[Any]:
             raise UnprocessableError(f"input {spec.name!r} takes true/false values")
         return array
     if dtype.kind in "iu":
-        if array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.round(array))):
-            raise UnprocessableError(f"input {spec.name!r} takes whole numbers ({spec.datatype})")
+        if array.dtype.kind == "f":
+            if not np.all(np.isfinite(array) & (array == np.round(array))):
+                raise UnprocessableError(
+                    f"input {spec.name!r} takes whole numbers ({spec.datatype})"
+                )
+            if np.abs(array).max() >= 2**53:
+                # numpy made floats of integers beyond int64; Python ints keep them exact.
+                array = np.array(raw, dtype=object)
         limits = np.iinfo(dtype)
         if array.min() < limits.min or array.max() > limits.max:
             raise UnprocessableError(
                 f"input {spec.name!r}: values must be within {limits.min}..{limits.max} ({spec.datatype})"
             )
-    return array.astype(dtype)
+        return array.astype(dtype)
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype)
+    if not np.array_equal(np.isfinite(cast), np.isfinite(array)):
+        raise UnprocessableError(f"input {spec.name!r}: values beyond the range of {spec.datatype}")
+    return cast
 
 
 def _rectangular(raw: Any, spec: TensorSpec, dtype: Any = None) -> npt.NDArray[Any]:

@@ -14,6 +14,7 @@ from mlbuffet.config import NatsConfig
 log = logging.getLogger(__name__)
 
 RECONNECT_WAIT_S = 0.5
+DRAIN_TIMEOUT_S = 5
 
 
 class NatsUnavailableError(ConnectionError):
@@ -44,6 +45,8 @@ async def connect(config: NatsConfig, name: str) -> Client:
         "max_reconnect_attempts": max(1, math.ceil(config.connect_wait_s / RECONNECT_WAIT_S)),
         "reconnect_time_wait": RECONNECT_WAIT_S,
         "connect_timeout": 2,
+        # Actors drain their own subscriptions first; this only bounds the rest.
+        "drain_timeout": DRAIN_TIMEOUT_S,
     }
     if config.user:
         options["user"] = config.user

@@ -48,6 +48,8 @@ from mlbuffet.registry import Registry, RegistryView
 
 log = logging.getLogger(__name__)
 
+LOAD_WAIT_ON_STOP_S = 10.0
+
 
 @dataclass
 class ServedModel:
@@ -104,6 +106,10 @@ class ModelhostService(Actor):
     async def on_stop(self) -> None:
         if self.view is not None:
             await self.view.stop()
+        # A load cut off mid-download would leave nats-py's chunk subscription
+        # undrained (and the connection's drain waiting for it): let loads finish.
+        if self._reconciles:
+            await asyncio.wait(set(self._reconciles), timeout=LOAD_WAIT_ON_STOP_S)
         for task in set(self._reconciles):
             task.cancel()
         await asyncio.gather(*self._reconciles, return_exceptions=True)

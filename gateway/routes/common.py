@@ -34,7 +34,7 @@ async def json_body(request: web.Request, *, required: bool = True) -> Any:
     raw = await request.read()
     if not raw.strip():
         if required:
-            raise UnprocessableError("no JSON body provided")
+            raise UnprocessableError("No json data provided")
         return None
     try:
         return json.loads(raw)

@@ -17,7 +17,7 @@ MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-def make_gateway(aiohttp_client: Any, nats_config: NatsConfig, tmp_path: Path) -> MakeClient:
+def make_gateway(nats_config: NatsConfig, aiohttp_client: Any, tmp_path: Path) -> MakeClient:
     """A gateway test client; settings override GatewayConfig defaults."""
 
     async def make(**settings: Any) -> TestClient[Any, Any]:
