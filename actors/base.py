@@ -93,7 +93,7 @@ class Actor:
         if sub in self._subscriptions:
             self._subscriptions.remove(sub)
         try:
-            await sub.drain()
+            await sub.drain()  # type: ignore[no-untyped-call]
         except Exception:
             log.debug("drain of %s failed", sub.subject, exc_info=True)
 
@@ -128,7 +128,7 @@ class Actor:
     @staticmethod
     async def _drain_one(sub: Subscription) -> None:
         try:
-            await sub.drain()
+            await sub.drain()  # type: ignore[no-untyped-call]
         except Exception:
             log.debug("drain of %s failed", sub.subject, exc_info=True)
 

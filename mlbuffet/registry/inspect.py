@@ -117,6 +117,7 @@ class ModelInspector:
         loop = asyncio.get_running_loop()
         if sha256 is None or size is None:
             sha256, size = await loop.run_in_executor(None, sha256_of, path)
+        assert sha256 is not None and size is not None
         async with self._lock:
             # A worker that died (killed, out of memory) while idle or on this
             # file breaks the pool either way; only a file that kills a fresh

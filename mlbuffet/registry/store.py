@@ -10,12 +10,12 @@ write the same object.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import nats.js.errors as js_errors
 from nats.js import JetStreamContext
@@ -135,7 +135,7 @@ class Registry:
             log.error("registry record %r is unreadable: %s", name, exc.message)
             return None
 
-    async def download(self, name: str, version: int | None, into: BinaryIO) -> VersionRecord:
+    async def download(self, name: str, version: int | None, into: io.BufferedIOBase) -> VersionRecord:
         """Write the file of a version into `into` and return its record."""
         record = (await self.get(name)).version(version)
         try:
@@ -146,8 +146,6 @@ class Registry:
 
     async def read(self, name: str, version: int) -> bytes:
         """The bytes of one version's file."""
-        import io
-
         buffer = io.BytesIO()
         await self.download(name, version, buffer)
         return buffer.getvalue()

@@ -48,7 +48,7 @@ class RegistryView:
         """Load every record and keep watching; returns once the initial state is in."""
         watcher = await self.registry.kv.watchall()
         self._watcher = watcher
-        while (entry := await watcher.updates(timeout=30)) is not None:
+        while (entry := await watcher.updates(timeout=30)) is not None:  # type: ignore[no-untyped-call]
             await self._apply(entry)
         self._task = asyncio.create_task(self._follow(watcher), name="registry-view")
 
