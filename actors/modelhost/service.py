@@ -41,7 +41,7 @@ from mlbuffet.protocol.messages import (
     ModelEvent,
     pack,
     pack_error,
-    unpack,
+    unpack_map,
 )
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
 from mlbuffet.registry import Registry, RegistryView
@@ -254,7 +254,8 @@ class ModelhostService(Actor):
             return  # the caller has given up: no answer is wanted
         try:
             name, version = subjects.parse_infer(msg.subject)
-            request = unpack(msg.data, InferRequest.from_dict)
+            # A request is parsed, never raised: its own "error" field means nothing.
+            request = InferRequest.from_dict(unpack_map(msg.data))
             runtime = await self.runtime_for(name, version)
             feeds = runtime.prepare(request.inputs)
             outputs = await asyncio.get_running_loop().run_in_executor(
@@ -288,7 +289,7 @@ class ModelhostService(Actor):
 
     async def _on_echo(self, msg: Msg) -> None:
         try:
-            request = unpack(msg.data, EchoRequest.from_dict)
+            request = EchoRequest.from_dict(unpack_map(msg.data))
             reply = pack(EchoReply(data=request.data, node=self.node_id))
         except MLBuffetError as exc:
             reply = pack_error(exc)
