@@ -1,0 +1,158 @@
+"""How fast a fresh `mlbuffet up` serves: time to first prediction, then REST load on iris.
+
+    python -m bench.rest_iris [--connections 64] [--seconds 10] [--modelhosts 2]
+
+Starts `mlbuffet up` on ephemeral loopback ports in a temporary data dir,
+measures the time from the command's start to the first successful
+prediction on the sample iris model, then runs a bounded concurrent load
+(aiohttp clients in this process; `--wrk` uses wrk if it is installed, which
+leaves more CPU to the server) and prints requests per second, latency
+percentiles and failures. Everything stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+BODY = json.dumps({"values": [2, 5, 1, 4]}).encode()
+GATEWAY_LINE = re.compile(r"listening on (http://\S+)")
+
+
+async def start_up(data_dir: Path, modelhosts: int) -> tuple[subprocess.Popen[str], str, float]:
+    """Start `mlbuffet up`; return it, its REST URL and seconds to the first good prediction."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlbuffet", "up", "--nats-port", "0", "--port", "0",
+         "--data-dir", str(data_dir), "--modelhosts", str(modelhosts), "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+    )
+    assert process.stdout is not None
+    loop = asyncio.get_running_loop()
+    url = None
+    deadline = started + 60
+    while url is None:
+        line = await loop.run_in_executor(None, process.stdout.readline)
+        if not line or time.perf_counter() > deadline:
+            raise RuntimeError("mlbuffet up did not start")
+        if match := GATEWAY_LINE.search(line):
+            url = match.group(1)
+    asyncio.get_running_loop().run_in_executor(None, _drain, process)
+    async with aiohttp.ClientSession() as session:
+        while time.perf_counter() < deadline:
+            try:
+                async with session.post(f"{url}/api/v1/models/iris/prediction", data=BODY,
+                                        headers={"Content-Type": "application/json"}) as response:
+                    if response.status == 200 and (await response.json())["values"] == [1]:
+                        return process, url, time.perf_counter() - started
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.01)
+    raise RuntimeError("no successful prediction within 60 s")
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    for _ in process.stdout:
+        pass
+
+
+async def python_load(url: str, connections: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    failures = 0
+    end = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal failures
+            while (now := time.perf_counter()) < end:
+                try:
+                    async with session.post(f"{url}/api/v1/models/iris/prediction", data=BODY,
+                                            headers={"Content-Type": "application/json"}) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except aiohttp.ClientError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - now)
+                else:
+                    failures += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "failures": failures,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
+    }
+
+
+def wrk_load(url: str, connections: int, seconds: float) -> dict[str, float]:
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.body = \'{"values": [2, 5, 1, 4]}\'\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{int(seconds)}s", "--latency",
+         "-s", str(script), f"{url}/api/v1/models/iris/prediction"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": percentile("50"), "p99_ms": percentile("99"),
+            "failures": int(errors.group(1)) if errors else 0}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--modelhosts", type=int, default=2)
+    parser.add_argument("--wrk", action="store_true", help="load with wrk (must be installed)")
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="mlbuffet-bench-"))
+    process, url, first = await start_up(data_dir, args.modelhosts)
+    try:
+        print(f"mlbuffet up -> first successful prediction: {first:.2f} s")
+        if args.wrk and shutil.which("wrk"):
+            result = wrk_load(url, args.connections, args.seconds)
+            tool = "wrk"
+        else:
+            result = await python_load(url, args.connections, args.seconds)
+            tool = "aiohttp client (same machine)"
+        print(f"REST iris, {args.connections} connections, {args.seconds:.0f} s, "
+              f"{args.modelhosts} modelhosts, load from {tool}, {os.cpu_count()} cores:")
+        print(f"  {result['rps']:.0f} req/s   p50 {result['p50_ms']:.1f} ms   "
+              f"p99 {result['p99_ms']:.1f} ms   failures {int(result['failures'])}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
