@@ -19,16 +19,15 @@ from mlbuffet.runner import StartupError, run_role
 
 @dataclass(frozen=True, slots=True)
 class NatsRoleConfig:
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 4222
-    """0 picks a free port (printed)."""
+    server: NatsServerConfig
     verbose: bool = False
     """Show every line nats-server logs, not only its warnings and errors."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--nats-port {self.port}: not a TCP port (0 picks a free one)")
+        if not 0 <= self.server.port <= 65535:
+            raise ConfigError(
+                f"--nats-port {self.server.port}: not a TCP port (0 picks a free one)"
+            )
 
 
 def parse_args(
@@ -56,25 +55,23 @@ def parse_args(
         "--log-level", default=env(environ, "LOG_LEVEL", "info"), choices=LOG_LEVELS
     )
     args = parser.parse_args(argv)
-    config = NatsRoleConfig(
+    server = NatsServerConfig(
         data_dir=Path(args.data_dir).expanduser().absolute(),
         host=args.host,
         port=args.nats_port,
-        verbose=args.log_level == "debug",
     )
+    config = NatsRoleConfig(server, verbose=args.log_level == "debug")
     return config, args.log_level
 
 
 async def serve(config: NatsRoleConfig, stop: asyncio.Event) -> int:
     console = Console()
-    server = EmbeddedNats(
-        NatsServerConfig(config.data_dir, config.host, config.port), console, verbose=config.verbose
-    )
+    server = EmbeddedNats(config.server, console, verbose=config.verbose)
     try:
         url = await server.launch()
     except (NatsServerError, OSError) as exc:
         raise StartupError(str(exc)) from None
-    console.say(f"nats-server listening on {url} (JetStream data in {config.data_dir})")
+    console.say(f"nats-server listening on {url} (JetStream data in {config.server.data_dir})")
     stopping = asyncio.ensure_future(stop.wait())
     exited = asyncio.ensure_future(server.wait())
     try:

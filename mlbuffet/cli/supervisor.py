@@ -113,7 +113,7 @@ async def stop_in_order(
         _, pending = await asyncio.wait(waits, timeout=timeout_s)
         for future in pending:
             child = waits[future]
-            console.warn(f"[up] {child.name} did not stop within {timeout_s:.0f}s; killing it")
+            console.warn(f"[up] {child.name} did not stop within {timeout_s:g}s; killing it")
             await child.kill()
             with contextlib.suppress(asyncio.CancelledError):
                 await future
