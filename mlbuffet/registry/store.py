@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,9 @@ KV_HISTORY = 8
 
 CAS_ATTEMPTS = 16
 """Compare-and-set retries before a change gives up with ConflictError."""
+CAS_BACKOFF_S = 0.002
+CAS_BACKOFF_MAX_S = 0.25
+"""Random wait before retry n: up to CAS_BACKOFF_S * 2**n seconds, at most CAS_BACKOFF_MAX_S."""
 
 
 def utc_now() -> str:
@@ -160,7 +164,12 @@ class Registry:
         `change` gets the current record (None if absent) and returns the new
         one, or None to delete the key. It may raise to abort.
         """
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
+            if attempt:
+                # Writers that lost together must not retry together, or one of
+                # them can lose every round: full jitter, growing with each loss.
+                ceiling = min(CAS_BACKOFF_MAX_S, CAS_BACKOFF_S * 2**attempt)
+                await asyncio.sleep(random.uniform(0, ceiling))
             current = await self.entry(name)
             new = change(current.record if current else None)
             if current is not None and new is current.record:
