@@ -149,7 +149,7 @@ async def test_opening_the_registry_twice_creates_the_buckets_once(nc):
 async def test_concurrent_uploads_from_tasks_and_connections_keep_every_version_and_its_file(
     nats_config, registry, inspector, tmp_path
 ):
-    sources = [onnx_models.add_constant(tmp_path / f"add_{k}.onnx", float(k)) for k in range(12)]
+    sources = [onnx_models.add_constant(tmp_path / f"add_{k}.onnx", float(k)) for k in range(24)]
     files = [await inspector.inspect(path) for path in sources]
     clients = [await connect(nats_config, name=f"writer-{i}") for i in range(3)]
     try:
@@ -166,10 +166,10 @@ async def test_concurrent_uploads_from_tasks_and_connections_keep_every_version_
         for client in clients:
             await close_quietly(client)
 
-    assert sorted(versions) == list(range(1, 13))
+    assert sorted(versions) == list(range(1, 25))
     record = await registry.get("shared")
-    assert sorted(record.versions) == list(range(1, 13))
-    assert record.next_version == 13
+    assert sorted(record.versions) == list(range(1, 25))
+    assert record.next_version == 25
     for i, version in enumerate(versions):
         stored = record.versions[version]
         assert (stored.filename, stored.sha256) == (sources[i].name, files[i].sha256)
