@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import msgpack
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.messages import (
@@ -160,74 +158,6 @@ def test_every_truncation_of_a_message_is_a_bad_request(message):
     for cut in range(len(payload)):
         with pytest.raises(BadRequestError):
             unpack(payload[:cut], type(message).from_dict)
-
-
-PARSERS = [
-    InferRequest.from_dict,
-    InferResponse.from_dict,
-    EchoRequest.from_dict,
-    EchoReply.from_dict,
-    ModelEvent.from_dict,
-]
-
-
-@settings(max_examples=300)
-@given(payload=st.binary(max_size=64), parse=st.sampled_from(PARSERS))
-def test_random_bytes_are_parsed_or_refused_as_a_bad_request(payload, parse):
-    try:
-        unpack(payload, parse)
-    except BadRequestError:
-        pass
-
-
-msgpack_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)
-    | st.floats()
-    | st.text()
-    | st.binary(),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-
-
-@settings(max_examples=300)
-@given(
-    raw=st.fixed_dictionaries(
-        {},
-        optional={
-            "model": msgpack_values,
-            "version": msgpack_values,
-            "inputs": st.lists(
-                st.fixed_dictionaries(
-                    {},
-                    optional={
-                        "name": msgpack_values,
-                        "datatype": msgpack_values,
-                        "shape": msgpack_values,
-                        "data": msgpack_values,
-                    },
-                ),
-                max_size=2,
-            )
-            | msgpack_values,
-            "outputs": msgpack_values,
-            "id": msgpack_values,
-            "parameters": msgpack_values,
-        },
-    )
-)
-def test_an_inference_request_of_random_fields_is_parsed_or_refused_as_a_bad_request(raw):
-    payload = msgpack.packb(raw, use_bin_type=True)
-    try:
-        request = unpack(payload, InferRequest.from_dict)
-    except BadRequestError:
-        return
-    assert isinstance(request.model, str)
-    assert all(isinstance(t.data, bytes | bytearray) for t in request.inputs)
 
 
 def test_maps_with_integer_keys_survive_as_integers():
