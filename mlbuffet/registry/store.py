@@ -139,7 +139,9 @@ class Registry:
             log.error("registry record %r is unreadable: %s", name, exc.message)
             return None
 
-    async def download(self, name: str, version: int | None, into: io.BufferedIOBase) -> VersionRecord:
+    async def download(
+        self, name: str, version: int | None, into: io.BufferedIOBase
+    ) -> VersionRecord:
         """Write the file of a version into `into` and return its record."""
         record = (await self.get(name)).version(version)
         try:
