@@ -1,5 +1,8 @@
-"""The sample models (iris, diabetes) and the script that builds them; shipped as mlbuffet.samples."""
+"""The sample models (iris, diabetes), an example image model, and the script that builds them.
 
-from .catalog import SAMPLES, Sample, UnknownSampleError, sample, sample_path
+Shipped in the wheel as the package mlbuffet.samples.
+"""
 
-__all__ = ["SAMPLES", "Sample", "UnknownSampleError", "sample", "sample_path"]
+from .catalog import EXAMPLES, SAMPLES, Sample, UnknownSampleError, sample, sample_path
+
+__all__ = ["EXAMPLES", "SAMPLES", "Sample", "UnknownSampleError", "sample", "sample_path"]

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 if __package__:
-    from .catalog import SAMPLES, Sample
+    from .catalog import EXAMPLES, SAMPLES, Sample, sample
 else:  # run as a script: python models/build.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from models.catalog import SAMPLES, Sample
+    from models.catalog import EXAMPLES, SAMPLES, Sample, sample
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 """Fixed so that a newer skl2onnx writes the same operators; onnxruntime >= 1.17 runs them."""
@@ -42,6 +42,9 @@ IRIS_EXAMPLES: dict[tuple[float, ...], int] = {
 
 DIABETES_EXAMPLE_ROW = 0
 """The dataset row the README's diabetes example sends."""
+
+IMAGE_SIZE = 224
+"""Height and width of rgb_means's input, as the original MLBuffet's image example (dog_resized.jpg)."""
 
 DIABETES_TOLERANCE = 1e-3
 """Relative difference allowed between scikit-learn's answer and onnxruntime's (float32 trees)."""
@@ -87,6 +90,10 @@ def to_onnx(estimator: Any, sample: Sample, n_features: int) -> bytes:
         target_opset=TARGET_OPSET,
     )
     model.doc_string = sample.description
+    # skl2onnx lists the opsets in set order, which changes with PYTHONHASHSEED.
+    opsets = sorted(model.opset_import, key=lambda opset: opset.domain)
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
     data: bytes = model.SerializeToString()
     return data
 
@@ -119,35 +126,74 @@ def check_diabetes(data: bytes, estimator: Any) -> None:
         raise BuildCheckError("diabetes in onnxruntime does not match scikit-learn")
 
 
+def check_rgb_means(data: bytes) -> None:
+    import onnxruntime as ort
+
+    image = np.zeros((1, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    image[0, 0], image[0, 1], image[0, 2] = 255.0, 128.0, 0.0
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (means,) = session.run(None, {"image": image})
+    if means.tolist() != [[255.0, 128.0, 0.0]]:
+        raise BuildCheckError(f"rgb_means answers {means.tolist()} for an orange image")
+
+
+def build_rgb_means() -> bytes:
+    """Not trained: ReduceMean over height and width of an NCHW float image."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    description = sample("rgb_means").description
+    axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image", "axes"], ["means"], keepdims=0)],
+        "rgb_means",
+        [
+            helper.make_tensor_value_info(
+                "image", TensorProto.FLOAT, [None, 3, IMAGE_SIZE, IMAGE_SIZE]
+            )
+        ],
+        [helper.make_tensor_value_info("means", TensorProto.FLOAT, [None, 3])],
+        initializer=[axes],
+        doc_string=description,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8, producer_name="onnx"
+    )
+    model.doc_string = description
+    data: bytes = model.SerializeToString()
+    check_rgb_means(data)
+    return data
+
+
 def build_iris() -> bytes:
-    data = to_onnx(train_iris(), _sample("iris"), n_features=4)
+    data = to_onnx(train_iris(), sample("iris"), n_features=4)
     check_iris(data)
     return data
 
 
 def build_diabetes() -> bytes:
     estimator = train_diabetes()
-    data = to_onnx(estimator, _sample("diabetes"), n_features=10)
+    data = to_onnx(estimator, sample("diabetes"), n_features=10)
     check_diabetes(data, estimator)
     return data
 
 
-BUILDERS: dict[str, Callable[[], bytes]] = {"iris": build_iris, "diabetes": build_diabetes}
-
-
-def _sample(name: str) -> Sample:
-    return next(s for s in SAMPLES if s.name == name)
+BUILDERS: dict[str, Callable[[], bytes]] = {
+    "iris": build_iris,
+    "diabetes": build_diabetes,
+    "rgb_means": build_rgb_means,
+}
 
 
 def build(out_dir: Path) -> dict[str, Path]:
-    """Build every sample into `out_dir`; returns the written files by model name."""
+    """Build every sample and example into `out_dir`; returns the written files by model name."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    built = {s.name: BUILDERS[s.name]() for s in SAMPLES}  # all checked before any is written
+    models = (*SAMPLES, *EXAMPLES)
+    built = {m.name: BUILDERS[m.name]() for m in models}  # all checked before any is written
     written: dict[str, Path] = {}
-    for sample in SAMPLES:
-        path = out_dir / sample.filename
-        path.write_bytes(built[sample.name])
-        written[sample.name] = path
+    for model in models:
+        path = out_dir / model.filename
+        path.write_bytes(built[model.name])
+        written[model.name] = path
     return written
 
 

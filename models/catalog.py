@@ -45,15 +45,30 @@ SAMPLES: tuple[Sample, ...] = (
 )
 
 
+EXAMPLES: tuple[Sample, ...] = (
+    Sample(
+        name="rgb_means",
+        filename="rgb_means.onnx",
+        description=(
+            "The mean red, green and blue of a 224x224 image (no training: one ReduceMean). "
+            "Input image: float32 NCHW [N, 3, 224, 224]. Output means: [N, 3]. Shipped for the "
+            "README's image prediction; not registered by mlbuffet up."
+        ),
+    ),
+)
+"""Model files shipped beside the samples for the documentation's examples, never registered."""
+
+
 class UnknownSampleError(KeyError):
     """No sample model has that name."""
 
 
 def sample(name: str) -> Sample:
-    for candidate in SAMPLES:
+    """The sample or example model called `name`."""
+    for candidate in (*SAMPLES, *EXAMPLES):
         if candidate.name == name:
             return candidate
-    known = ", ".join(s.name for s in SAMPLES)
+    known = ", ".join(s.name for s in (*SAMPLES, *EXAMPLES))
     raise UnknownSampleError(f"no sample model named {name!r} (known: {known})")
 
 

@@ -19,8 +19,10 @@ def session(path: Path) -> ort.InferenceSession:
 
 
 def predict(path: Path, rows: list[list[float]] | np.ndarray) -> list[np.ndarray]:
-    outputs = session(path).run(None, {"float_input": np.asarray(rows, dtype=np.float32)})
-    return list(outputs)
+    """Every output for `rows`, fed to the model's only input."""
+    sess = session(path)
+    (only,) = sess.get_inputs()
+    return list(sess.run(None, {only.name: np.asarray(rows, dtype=np.float32)}))
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +33,17 @@ def rebuilt(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_every_sample_is_installed_and_small() -> None:
     names = [s.name for s in mlbuffet.samples.SAMPLES]
     assert names == ["iris", "diabetes"]
-    for name in names:
+    assert [s.name for s in mlbuffet.samples.EXAMPLES] == ["rgb_means"]
+    for name in [*names, "rgb_means"]:
         path = mlbuffet.samples.sample_path(name)
         assert path.is_file(), path
         assert 0 < path.stat().st_size < MAX_SAMPLE_BYTES
 
 
 def test_unknown_sample_is_a_clear_error() -> None:
-    with pytest.raises(mlbuffet.samples.UnknownSampleError, match="known: iris, diabetes"):
+    with pytest.raises(
+        mlbuffet.samples.UnknownSampleError, match="known: iris, diabetes, rgb_means"
+    ):
         mlbuffet.samples.sample_path("mnist")
 
 
@@ -66,13 +71,23 @@ def test_committed_diabetes_predicts_the_documented_value() -> None:
     assert progression[0, 0] == pytest.approx(193.48, abs=0.01)
 
 
+def test_committed_rgb_means_averages_each_colour_channel() -> None:
+    image = np.zeros((2, 3, 224, 224), dtype=np.float32)
+    image[0, 0], image[0, 1], image[0, 2] = 255.0, 128.0, 0.0
+    image[1, :, :112] = 100.0  # the top half grey, the bottom black
+    sess = session(mlbuffet.samples.sample_path("rgb_means"))
+    (means,) = sess.run(None, {"image": image})
+    assert means.tolist() == [[255.0, 128.0, 0.0], [50.0, 50.0, 50.0]]
+
+
 def test_build_reproduces_the_committed_models(rebuilt: dict[str, Path]) -> None:
     features, _ = build.diabetes_data()
     iris_rows = [list(row) for row in build.IRIS_EXAMPLES] + [
         [4.9, 2.5, 4.5, 1.7],
         [7.7, 2.6, 6.9, 2.3],
     ]
-    checks = {"iris": np.asarray(iris_rows), "diabetes": features}
+    images = np.random.default_rng(0).uniform(0, 255, (4, 3, 224, 224)).astype(np.float32)
+    checks = {"iris": np.asarray(iris_rows), "diabetes": features, "rgb_means": images}
     for name, rows in checks.items():
         committed = predict(mlbuffet.samples.sample_path(name), rows)
         fresh = predict(rebuilt[name], rows)
