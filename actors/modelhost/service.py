@@ -253,7 +253,7 @@ class ModelhostService(Actor):
             self.counters.expired += 1
             return  # the caller has given up: no answer is wanted
         try:
-            name, version = subjects.parse_infer(msg.subject)
+            name, version = _infer_target(msg.subject)
             # A request is parsed, never raised: its own "error" field means nothing.
             request = InferRequest.from_dict(unpack_map(msg.data))
             runtime = await self.runtime_for(name, version)
@@ -278,9 +278,6 @@ class ModelhostService(Actor):
         except MLBuffetError as exc:
             self.counters.failures += 1
             reply = pack_error(exc)
-        except ValueError as exc:  # an inference subject we cannot parse
-            self.counters.failures += 1
-            reply = pack_error(BadRequestError(str(exc)))
         except Exception:
             self.counters.failures += 1
             log.exception("inference on %s failed", msg.subject)
@@ -315,6 +312,14 @@ class ModelhostService(Actor):
             )
         except Exception:
             log.debug("could not publish %s event of %s", event, name, exc_info=True)
+
+
+def _infer_target(subject: str) -> tuple[str, int | None]:
+    """(model, version) of the subject a request came on; BadRequestError if it is not one."""
+    try:
+        return subjects.parse_infer(subject)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
 
 
 def _expired(msg: Msg) -> bool:
