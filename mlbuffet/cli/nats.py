@@ -40,19 +40,25 @@ def parse_args(
     parser.add_argument(
         "--data-dir",
         default=env(environ, "DATA_DIR", DEFAULT_DATA_DIR),
-        help="JetStream data and the generated nats-server.conf (default ./%(default)s)",
+        help="JetStream data and the generated nats-server.conf (MLBUFFET_DATA_DIR; default ./%(default)s)",
     )
     parser.add_argument(
-        "--host", default=env(environ, "NATS_HOST", "127.0.0.1"), help="(default %(default)s)"
+        "--host",
+        default=env(environ, "NATS_HOST", "127.0.0.1"),
+        help="address to listen on (MLBUFFET_NATS_HOST; default %(default)s)",
     )
     parser.add_argument(
         "--nats-port",
         type=int,
         default=env_int(environ, "NATS_PORT", 4222),
-        help="client port, 0 for any free one (default %(default)s)",
+        help="client port, 0 for any free one (MLBUFFET_NATS_PORT; default %(default)s)",
     )
     parser.add_argument(
-        "--log-level", default=env(environ, "LOG_LEVEL", "info"), choices=LOG_LEVELS
+        "--log-level",
+        type=str.lower,
+        default=env(environ, "LOG_LEVEL", "info"),
+        choices=LOG_LEVELS,
+        help="debug shows every line nats-server logs (default %(default)s)",
     )
     args = parser.parse_args(argv)
     server = NatsServerConfig(

@@ -75,7 +75,11 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         default=env(environ, "DATA_DIR", DEFAULT_DATA_DIR),
         help="where nats-server keeps the registry (MLBUFFET_DATA_DIR; default ./%(default)s)",
     )
-    add("--host", default=env(environ, "HOST", "127.0.0.1"), help="REST address (%(default)s)")
+    add(
+        "--host",
+        default=env(environ, "HOST", "127.0.0.1"),
+        help="address of the REST API (MLBUFFET_HOST; default %(default)s)",
+    )
     add(
         "--port",
         type=int,
@@ -85,47 +89,53 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
     add(
         "--nats-host",
         default=env(environ, "NATS_HOST", "127.0.0.1"),
-        help="address of the embedded nats-server (default %(default)s)",
+        help="address of the embedded nats-server (MLBUFFET_NATS_HOST; default %(default)s)",
     )
     add(
         "--nats-port",
         type=int,
         default=env_int(environ, "NATS_PORT", 4222),
-        help="port of the embedded nats-server, 0 for any free one (default %(default)s)",
+        help="port of the embedded nats-server, 0 for any free one (MLBUFFET_NATS_PORT; default %(default)s)",
     )
     add(
         "--nats",
         metavar="URL[,URL]",
         default=env(environ, "NATS"),
-        help="use this existing NATS (with JetStream) instead of starting nats-server",
+        help="use this existing NATS (with JetStream) instead of starting nats-server (MLBUFFET_NATS)",
     )
     add(
         "--modelhosts",
         type=int,
         metavar="N",
         default=env_int(environ, "MODELHOSTS", 2),
-        help="modelhost processes to run (default %(default)s)",
+        help="modelhost processes to run (MLBUFFET_MODELHOSTS; default %(default)s)",
     )
     add(
         "--no-samples",
         action="store_true",
         default=_flag(environ, "NO_SAMPLES"),
-        help="do not register the sample models iris and diabetes on first start",
+        help="do not register the sample models iris and diabetes on first start (MLBUFFET_NO_SAMPLES=1)",
     )
-    add("--log-level", default=env(environ, "LOG_LEVEL", "info"), choices=LOG_LEVELS)
+    add(
+        "--log-level",
+        type=str.lower,
+        default=env(environ, "LOG_LEVEL", "info"),
+        choices=LOG_LEVELS,
+        help="of up and every child (MLBUFFET_LOG_LEVEL; default %(default)s)",
+    )
     add(
         "--drain-timeout",
         type=float,
         metavar="SECONDS",
         default=env_float(environ, "DRAIN_TIMEOUT", 10.0),
-        help="on Ctrl-C, time to finish in-flight requests (default %(default)s)",
+        help="on Ctrl-C, time to finish in-flight requests (MLBUFFET_DRAIN_TIMEOUT; default %(default)s)",
     )
     add(
         "--startup-timeout",
         type=float,
         metavar="SECONDS",
         default=env_float(environ, "STARTUP_TIMEOUT", 60.0),
-        help="give up if a part is not ready by then (default %(default)s)",
+        help="give up if a part is not ready by then (MLBUFFET_STARTUP_TIMEOUT; default %(default)s)",
     )
     args = parser.parse_args(argv)
     config = UpConfig(
@@ -137,7 +147,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         nats_urls=split_urls(args.nats) if args.nats else (),
         modelhosts=args.modelhosts,
         samples=not args.no_samples,
-        log_level=args.log_level.lower(),
+        log_level=args.log_level,
         drain_timeout_s=args.drain_timeout,
         startup_timeout_s=args.startup_timeout,
     )
