@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlbuffet.cli.embedded import EmbeddedNats
 from mlbuffet.cli.process import Console, describe_exit
-from mlbuffet.cli.up_config import DEFAULT_DATA_DIR, LOG_LEVELS
+from mlbuffet.cli.up_config import DEFAULT_DATA_DIR, add_log_level_argument
 from mlbuffet.config import ConfigError, env, env_int
 from mlbuffet.natsserver import NatsServerConfig, NatsServerError
 from mlbuffet.runner import StartupError, run_role
@@ -53,13 +53,7 @@ def parse_args(
         default=env_int(environ, "NATS_PORT", 4222),
         help="client port, 0 for any free one (MLBUFFET_NATS_PORT; default %(default)s)",
     )
-    parser.add_argument(
-        "--log-level",
-        type=str.lower,
-        default=env(environ, "LOG_LEVEL", "info"),
-        choices=LOG_LEVELS,
-        help="debug shows every line nats-server logs (default %(default)s)",
-    )
+    add_log_level_argument(parser, environ, "debug shows every line nats-server logs")
     args = parser.parse_args(argv)
     server = NatsServerConfig(
         data_dir=Path(args.data_dir).expanduser().absolute(),

@@ -64,6 +64,19 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"MLBUFFET_{name}={raw!r}: use 1 or 0")
 
 
+def add_log_level_argument(
+    parser: argparse.ArgumentParser, environ: Mapping[str, str], what: str
+) -> None:
+    """--log-level in any case (MLBUFFET_LOG_LEVEL=INFO works), checked against LOG_LEVELS."""
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        default=env(environ, "LOG_LEVEL", "info"),
+        choices=LOG_LEVELS,
+        help=f"{what} (MLBUFFET_LOG_LEVEL; default %(default)s)",
+    )
+
+
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[UpConfig, str]:
     parser = argparse.ArgumentParser(
         prog="mlbuffet up",
@@ -116,13 +129,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         default=_flag(environ, "NO_SAMPLES"),
         help="do not register the sample models iris and diabetes on first start (MLBUFFET_NO_SAMPLES=1)",
     )
-    add(
-        "--log-level",
-        type=str.lower,
-        default=env(environ, "LOG_LEVEL", "info"),
-        choices=LOG_LEVELS,
-        help="of up and every child (MLBUFFET_LOG_LEVEL; default %(default)s)",
-    )
+    add_log_level_argument(parser, environ, "of up and every child")
     add(
         "--drain-timeout",
         type=float,
