@@ -115,8 +115,20 @@ class Actor:
             return
         self._state = "draining"
         subs, self._subscriptions = self._subscriptions, []
-        await asyncio.gather(*(self._drain_one(s) for s in subs))
-        if not await self.tasks.wait(timeout_s):
+        started = asyncio.get_running_loop().time()
+        if self.nc.is_connected:
+            # Draining needs the server (a flush per subscription): bounded, in
+            # case NATS goes away at the same moment we do.
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*(self._drain_one(s) for s in subs)), timeout_s
+                )
+            except TimeoutError:
+                log.warning(
+                    "%s %s: subscriptions did not drain in %ss", self.role, self.node_id, timeout_s
+                )
+        left = max(0.0, timeout_s - (asyncio.get_running_loop().time() - started))
+        if not await self.tasks.wait(left):
             log.warning(
                 "%s %s: in-flight work still running after %ss; cancelling",
                 self.role,

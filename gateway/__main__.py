@@ -92,6 +92,9 @@ async def serve(config: GatewayConfig, stop: asyncio.Event) -> int:
         handle_signals=False,
         access_log=access_logger if config.access_log else None,
         shutdown_timeout=config.drain_timeout_s,
+        # A client that hangs up cancels its request: it would otherwise hold
+        # a handler (and a shutdown) until its deadline.
+        handler_cancellation=True,
     )
     await runner.setup()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import ssl
@@ -90,14 +91,19 @@ async def connect(config: NatsConfig, name: str) -> Client:
 
 
 async def close_quietly(nc: Client) -> None:
-    """Drain and close `nc`: flush what is published, then let go; errors are not interesting here."""
+    """Drain and close `nc` (flush what is published), within DRAIN_TIMEOUT_S; never raises.
+
+    Without a server to drain to (NATS went away as we stop), close at once.
+    """
     if nc.is_closed:
         return
-    try:
-        await nc.drain()
-    except Exception:
-        log.debug("NATS drain failed", exc_info=True)
+    if nc.is_connected:
         try:
-            await nc.close()
+            await asyncio.wait_for(nc.drain(), DRAIN_TIMEOUT_S + 1)
+            return
         except Exception:
-            log.debug("NATS close failed", exc_info=True)
+            log.debug("NATS drain failed", exc_info=True)
+    try:
+        await nc.close()
+    except Exception:
+        log.debug("NATS close failed", exc_info=True)

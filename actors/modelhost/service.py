@@ -49,6 +49,8 @@ from mlbuffet.registry import Registry, RegistryView
 log = logging.getLogger(__name__)
 
 LOAD_WAIT_ON_STOP_S = 10.0
+RECONCILE_ROUNDS = 8
+"""Loads one reconcile tries while the default keeps changing; the next change brings another."""
 
 
 @dataclass
@@ -133,50 +135,63 @@ class ModelhostService(Actor):
         """Bring what this host serves of `name` in line with the registry's current record."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
-            assert self.view is not None
-            record = self.view.records.get(name)
-            served = self.served.get(name)
-            if record is None:
-                if served is not None:
-                    await self._stop_serving(name, served)
-                return
-            if served is not None:
-                for version, runtime in list(served.pinned.items()):
-                    current = record.versions.get(version)
-                    if current is None or current.sha256 != runtime.sha256:
-                        del served.pinned[version]
-                if (served.default.version, served.default.sha256) == (
-                    record.default_version,
-                    record.default.sha256,
-                ):
+            # A load takes time and the record may change meanwhile: install only
+            # what is still the default once loaded, else go round again.
+            for _ in range(RECONCILE_ROUNDS):
+                assert self.view is not None
+                record = self.view.records.get(name)
+                served = self.served.get(name)
+                if record is None:
+                    if served is not None:
+                        await self._stop_serving(name, served)
                     return
-            try:
-                runtime = await self._load(name, record.default)
-            except Exception as exc:
-                message = exc.message if isinstance(exc, MLBuffetError) else repr(exc)
-                log.error("cannot load %s:%s: %s", name, record.default_version, message)
+                if served is not None:
+                    self._prune_pinned(served, record)
+                    if _same(served.default, record.default):
+                        return
+                try:
+                    runtime = await self._load(name, record.default)
+                except Exception as exc:
+                    message = exc.message if isinstance(exc, MLBuffetError) else repr(exc)
+                    log.error("cannot load %s:%s: %s", name, record.default_version, message)
+                    return
+                latest = self.view.records.get(name)
+                if latest is None or not _same(runtime, latest.default):
+                    continue
+                await self._install(name, runtime, latest)
                 return
-            if served is None:
-                served = ServedModel(default=runtime)
-                self.served[name] = served
-                served.subscriptions = [
-                    await self.subscribe(
-                        subjects.infer(name), subjects.MODELHOST_QUEUE, cb=self._on_infer
-                    ),
-                    await self.subscribe(
-                        subjects.infer_pinned_versions(name),
-                        subjects.MODELHOST_QUEUE,
-                        cb=self._on_infer,
-                    ),
-                ]
-            else:
-                previous = served.default
-                served.default = runtime  # requests already running keep the old session
-                if self.config.pinned_versions and previous.version in record.versions:
-                    self._keep_pinned(served, previous)
-                served.pinned.pop(runtime.version, None)
-            log.info("%s serves %s:%s (default)", self.node_id, name, runtime.version)
-            await self._publish_event(ModelEvent.LOADED, name, runtime.version)
+
+    def _prune_pinned(self, served: ServedModel, record: ModelRecord) -> None:
+        """Forget pinned versions that were deleted or replaced."""
+        for version, runtime in list(served.pinned.items()):
+            current = record.versions.get(version)
+            if current is None or current.sha256 != runtime.sha256:
+                del served.pinned[version]
+
+    async def _install(self, name: str, runtime: ModelRuntime, record: ModelRecord) -> None:
+        """Make a loaded, warmed `runtime` the default; subscribe if the model is new here."""
+        served = self.served.get(name)
+        if served is None:
+            served = ServedModel(default=runtime)
+            self.served[name] = served
+            served.subscriptions = [
+                await self.subscribe(
+                    subjects.infer(name), subjects.MODELHOST_QUEUE, cb=self._on_infer
+                ),
+                await self.subscribe(
+                    subjects.infer_pinned_versions(name),
+                    subjects.MODELHOST_QUEUE,
+                    cb=self._on_infer,
+                ),
+            ]
+        else:
+            previous = served.default
+            served.default = runtime  # requests already running keep the old session
+            if self.config.pinned_versions and previous.version in record.versions:
+                self._keep_pinned(served, previous)
+            served.pinned.pop(runtime.version, None)
+        log.info("%s serves %s:%s (default)", self.node_id, name, runtime.version)
+        await self._publish_event(ModelEvent.LOADED, name, runtime.version)
 
     async def _stop_serving(self, name: str, served: ServedModel) -> None:
         del self.served[name]
@@ -312,6 +327,10 @@ class ModelhostService(Actor):
             )
         except Exception:
             log.debug("could not publish %s event of %s", event, name, exc_info=True)
+
+
+def _same(runtime: ModelRuntime, record: VersionRecord) -> bool:
+    return (runtime.version, runtime.sha256) == (record.version, record.sha256)
 
 
 def _infer_target(subject: str) -> tuple[str, int | None]:
