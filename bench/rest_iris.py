@@ -36,9 +36,26 @@ async def start_up(data_dir: Path, modelhosts: int) -> tuple[subprocess.Popen[st
     """Start `mlbuffet up`; return it, its REST URL and seconds to the first good prediction."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlbuffet", "up", "--nats-port", "0", "--port", "0",
-         "--data-dir", str(data_dir), "--modelhosts", str(modelhosts), "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        [
+            sys.executable,
+            "-m",
+            "mlbuffet",
+            "up",
+            "--nats-port",
+            "0",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--modelhosts",
+            str(modelhosts),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
     )
     assert process.stdout is not None
     loop = asyncio.get_running_loop()
@@ -54,8 +71,11 @@ async def start_up(data_dir: Path, modelhosts: int) -> tuple[subprocess.Popen[st
     async with aiohttp.ClientSession() as session:
         while time.perf_counter() < deadline:
             try:
-                async with session.post(f"{url}/api/v1/models/iris/prediction", data=BODY,
-                                        headers={"Content-Type": "application/json"}) as response:
+                async with session.post(
+                    f"{url}/api/v1/models/iris/prediction",
+                    data=BODY,
+                    headers={"Content-Type": "application/json"},
+                ) as response:
                     if response.status == 200 and (await response.json())["values"] == [1]:
                         return process, url, time.perf_counter() - started
             except aiohttp.ClientError:
@@ -81,8 +101,11 @@ async def python_load(url: str, connections: int, seconds: float) -> dict[str, f
             nonlocal failures
             while (now := time.perf_counter()) < end:
                 try:
-                    async with session.post(f"{url}/api/v1/models/iris/prediction", data=BODY,
-                                            headers={"Content-Type": "application/json"}) as response:
+                    async with session.post(
+                        f"{url}/api/v1/models/iris/prediction",
+                        data=BODY,
+                        headers={"Content-Type": "application/json"},
+                    ) as response:
                         await response.read()
                         ok = response.status == 200
                 except aiohttp.ClientError:
@@ -112,9 +135,22 @@ def wrk_load(url: str, connections: int, seconds: float) -> dict[str, float]:
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{int(seconds)}s", "--latency",
-         "-s", str(script), f"{url}/api/v1/models/iris/prediction"],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{int(seconds)}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"{url}/api/v1/models/iris/prediction",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
@@ -123,12 +159,18 @@ def wrk_load(url: str, connections: int, seconds: float) -> dict[str, float]:
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": percentile("50"), "p99_ms": percentile("99"),
-            "failures": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rps,
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+        "failures": int(errors.group(1)) if errors else 0,
+    }
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--modelhosts", type=int, default=2)
@@ -144,10 +186,14 @@ async def main() -> None:
         else:
             result = await python_load(url, args.connections, args.seconds)
             tool = "aiohttp client (same machine)"
-        print(f"REST iris, {args.connections} connections, {args.seconds:.0f} s, "
-              f"{args.modelhosts} modelhosts, load from {tool}, {os.cpu_count()} cores:")
-        print(f"  {result['rps']:.0f} req/s   p50 {result['p50_ms']:.1f} ms   "
-              f"p99 {result['p99_ms']:.1f} ms   failures {int(result['failures'])}")
+        print(
+            f"REST iris, {args.connections} connections, {args.seconds:.0f} s, "
+            f"{args.modelhosts} modelhosts, load from {tool}, {os.cpu_count()} cores:"
+        )
+        print(
+            f"  {result['rps']:.0f} req/s   p50 {result['p50_ms']:.1f} ms   "
+            f"p99 {result['p99_ms']:.1f} ms   failures {int(result['failures'])}"
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

@@ -14,7 +14,14 @@ from aiohttp.log import access_logger
 
 from gateway.app import create_app
 from gateway.config import MIB, GatewayConfig
-from mlbuffet.config import add_nats_arguments, env, env_float, env_int, nats_config_from
+from mlbuffet.config import (
+    add_log_level_argument,
+    add_nats_arguments,
+    env,
+    env_float,
+    env_int,
+    nats_config_from,
+)
 from mlbuffet.nodes import new_node_id
 from mlbuffet.runner import StartupError, announce, run_role
 
@@ -67,7 +74,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         help="where uploads are spooled (default: the system's temporary folder)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
-    parser.add_argument("--log-level", default=env(environ, "LOG_LEVEL", "info"))
+    add_log_level_argument(parser, environ, "of this gateway")
     args = parser.parse_args(argv)
     config = GatewayConfig(
         nats=nats_config_from(args),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 
 
@@ -100,6 +101,19 @@ def add_nats_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, st
         metavar="SECONDS",
         default=env_float(environ, "NATS_CONNECT_WAIT", 10.0),
         help="keep trying the first connection this long (default %(default)s)",
+    )
+
+
+def add_log_level_argument(
+    parser: argparse.ArgumentParser, environ: Mapping[str, str], what: str
+) -> None:
+    """--log-level in any case (MLBUFFET_LOG_LEVEL=INFO works), checked against LOG_LEVELS."""
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        default=env(environ, "LOG_LEVEL", "info"),
+        choices=LOG_LEVELS,
+        help=f"{what} (MLBUFFET_LOG_LEVEL; default %(default)s)",
     )
 
 

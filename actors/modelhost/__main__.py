@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from actors.modelhost.config import ModelhostConfig, default_workers
 from actors.modelhost.service import ModelhostService
 from mlbuffet.config import (
+    add_log_level_argument,
     add_nats_arguments,
     env,
     env_float,
@@ -67,7 +68,7 @@ def parse_args(
         metavar="SECONDS",
         help="on SIGTERM, wait this long for in-flight requests",
     )
-    parser.add_argument("--log-level", default=env(environ, "LOG_LEVEL", "info"))
+    add_log_level_argument(parser, environ, "of this modelhost")
     args = parser.parse_args(argv)
     config = ModelhostConfig(
         nats=nats_config_from(args),

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from mlbuffet.cli.embedded import EmbeddedNats
 from mlbuffet.cli.process import Console, describe_exit
-from mlbuffet.cli.up_config import DEFAULT_DATA_DIR, add_log_level_argument
-from mlbuffet.config import ConfigError, env, env_int
+from mlbuffet.cli.up_config import DEFAULT_DATA_DIR
+from mlbuffet.config import ConfigError, add_log_level_argument, env, env_int
 from mlbuffet.natsserver import NatsServerConfig, NatsServerError
 from mlbuffet.runner import StartupError, run_role
 

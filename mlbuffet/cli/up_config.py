@@ -7,9 +7,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlbuffet.config import ConfigError, NatsConfig, env, env_float, env_int, split_urls
+from mlbuffet.config import (
+    LOG_LEVELS,
+    ConfigError,
+    NatsConfig,
+    add_log_level_argument,
+    env,
+    env_float,
+    env_int,
+    split_urls,
+)
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_DATA_DIR = "mlbuffet-data"
 
 
@@ -62,19 +70,6 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes"):
         return True
     raise ConfigError(f"MLBUFFET_{name}={raw!r}: use 1 or 0")
-
-
-def add_log_level_argument(
-    parser: argparse.ArgumentParser, environ: Mapping[str, str], what: str
-) -> None:
-    """--log-level in any case (MLBUFFET_LOG_LEVEL=INFO works), checked against LOG_LEVELS."""
-    parser.add_argument(
-        "--log-level",
-        type=str.lower,
-        default=env(environ, "LOG_LEVEL", "info"),
-        choices=LOG_LEVELS,
-        help=f"{what} (MLBUFFET_LOG_LEVEL; default %(default)s)",
-    )
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[UpConfig, str]:
