@@ -24,7 +24,8 @@ from mlbuffet.nodes import new_node_id
 from mlbuffet.registry import ModelInspector, Registry
 from tests import onnx_models
 
-SEED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "seed-fixtures"
+SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "seed"
+"""Copies of the original MLBuffet's iris.onnx and dog_resized.jpg (see its README.md)."""
 
 
 @pytest.fixture
