@@ -15,7 +15,7 @@ from aiohttp.log import access_logger
 from gateway.app import create_app
 from gateway.config import MIB, GatewayConfig
 from mlbuffet.config import (
-    add_log_level_argument,
+    add_actor_arguments,
     add_nats_arguments,
     env,
     env_float,
@@ -42,7 +42,6 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         default=env_int(environ, "PORT", 8002),
         help="TCP port; 0 picks a free one (default %(default)s)",
     )
-    parser.add_argument("--node-id", default=env(environ, "NODE_ID"))
     parser.add_argument(
         "--request-timeout",
         type=float,
@@ -63,18 +62,12 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         help="largest other request body, in MiB (default %(default)s)",
     )
     parser.add_argument(
-        "--drain-timeout",
-        type=float,
-        metavar="SECONDS",
-        default=env_float(environ, "DRAIN_TIMEOUT", 30.0),
-    )
-    parser.add_argument(
         "--tmp-dir",
         default=env(environ, "TMP_DIR"),
         help="where uploads are spooled (default: the system's temporary folder)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
-    add_log_level_argument(parser, environ, "of this gateway")
+    add_actor_arguments(parser, environ, "gateway")
     args = parser.parse_args(argv)
     config = GatewayConfig(
         nats=nats_config_from(args),

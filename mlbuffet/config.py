@@ -117,6 +117,25 @@ def add_log_level_argument(
     )
 
 
+def add_actor_arguments(
+    parser: argparse.ArgumentParser, environ: Mapping[str, str], role: str
+) -> None:
+    """The flags every long-running role shares: its node id, how long it drains, its log level."""
+    parser.add_argument(
+        "--node-id",
+        default=env(environ, "NODE_ID"),
+        help=f"name of this {role} in replies and events (MLBUFFET_NODE_ID; default: generated)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=env_float(environ, "DRAIN_TIMEOUT", 30.0),
+        help="on SIGTERM, time to finish in-flight requests (MLBUFFET_DRAIN_TIMEOUT; default %(default)s)",
+    )
+    add_log_level_argument(parser, environ, f"of this {role}")
+
+
 def nats_config_from(args: argparse.Namespace) -> NatsConfig:
     return NatsConfig(
         urls=split_urls(args.nats),

@@ -10,10 +10,9 @@ from collections.abc import Mapping, Sequence
 from actors.modelhost.config import ModelhostConfig, default_workers
 from actors.modelhost.service import ModelhostService
 from mlbuffet.config import (
-    add_log_level_argument,
+    add_actor_arguments,
     add_nats_arguments,
     env,
-    env_float,
     env_int,
     nats_config_from,
     split_urls,
@@ -36,7 +35,6 @@ def parse_args(
         default=env(environ, "MODELHOST_MODELS"),
         help="serve only these models (default: every model in the registry)",
     )
-    parser.add_argument("--node-id", default=env(environ, "NODE_ID"))
     parser.add_argument(
         "--max-inflight",
         type=int,
@@ -61,14 +59,7 @@ def parse_args(
         default=env_int(environ, "MODELHOST_PINNED_VERSIONS", 4),
         help="non-default versions kept loaded per model (default %(default)s)",
     )
-    parser.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=env_float(environ, "DRAIN_TIMEOUT", 30.0),
-        metavar="SECONDS",
-        help="on SIGTERM, wait this long for in-flight requests",
-    )
-    add_log_level_argument(parser, environ, "of this modelhost")
+    add_actor_arguments(parser, environ, "modelhost")
     args = parser.parse_args(argv)
     config = ModelhostConfig(
         nats=nats_config_from(args),
