@@ -111,6 +111,29 @@ class Mesh:
         )
         return unpack(data, InferResponse.from_dict)
 
+    async def probe(
+        self, model: str, version: int | None = None, timeout_s: float | None = None
+    ) -> InferResponse:
+        """Ask the hosts of `model` whether one is ready; ModelNotReadyError (503) if none is.
+
+        The answer names the version and the host; nothing is computed.
+        """
+        deadline = time.time() + (timeout_s or self.config.request_timeout_s)
+        headers = {**deadline_header(deadline), Header.PROBE.value: "1"}
+        try:
+            msg = await self.nc.request(
+                subjects.infer(model, version), b"", timeout=deadline - time.time(), headers=headers
+            )
+        except nats.errors.NoRespondersError:
+            raise ModelNotReadyError(f"no modelhost serves {model!r} right now") from None
+        except nats.errors.TimeoutError:
+            raise DeadlineExceededError(f"no modelhost of {model!r} answered in time") from None
+        except nats.errors.Error:
+            raise ServiceUnavailableError(
+                "the gateway has lost its NATS connection; retry"
+            ) from None
+        return unpack(msg.data, InferResponse.from_dict)
+
     async def echo(self, data: Any, timeout_s: float | None = None) -> EchoReply:
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         reply = await self.request(subjects.echo(), pack(EchoRequest(data=data)), deadline)

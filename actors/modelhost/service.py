@@ -23,7 +23,8 @@ from nats.aio.subscription import Subscription
 
 from actors.base import Actor
 from actors.modelhost.config import ModelhostConfig
-from actors.modelhost.runtime import ModelRuntime, RuntimeSettings
+from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings
+from actors.modelhost.stats import HostStats
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     BadRequestError,
@@ -39,6 +40,7 @@ from mlbuffet.protocol.messages import (
     InferRequest,
     InferResponse,
     ModelEvent,
+    Output,
     pack,
     pack_error,
     unpack_map,
@@ -63,13 +65,6 @@ class ServedModel:
     """Non-default versions loaded on demand, least recently used first."""
 
 
-@dataclass
-class Counters:
-    requests: int = 0
-    failures: int = 0
-    expired: int = 0
-
-
 class ModelhostService(Actor):
     role = "modelhost"
 
@@ -77,7 +72,7 @@ class ModelhostService(Actor):
         super().__init__(nc, node_id, max_inflight=config.max_inflight)
         self.config = config
         self.settings = RuntimeSettings(intra_op_threads=config.intra_op_threads)
-        self.counters = Counters()
+        self.stats = HostStats()
         self.served: dict[str, ServedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._loading: dict[tuple[str, int], asyncio.Future[ModelRuntime]] = {}
@@ -263,18 +258,31 @@ class ModelhostService(Actor):
         await self.tasks.spawn(self._serve_infer(msg), name="infer")
 
     async def _serve_infer(self, msg: Msg) -> None:
-        self.counters.requests += 1
+        arrived = time.perf_counter()
         if _expired(msg):
-            self.counters.expired += 1
+            self.stats.expired += 1
             return  # the caller has given up: no answer is wanted
+        self.stats.in_flight += 1
+        name, version = "", None
         try:
             name, version = _infer_target(msg.subject)
+            if _is_probe(msg):
+                runtime = await self.runtime_for(name, version)
+                reply = pack(
+                    InferResponse(
+                        model=name, version=runtime.version, node=self.node_id, outputs=()
+                    )
+                )
+                await self._reply(msg, reply)
+                return
             # A request is parsed, never raised: its own "error" field means nothing.
             request = InferRequest.from_dict(unpack_map(msg.data))
             runtime = await self.runtime_for(name, version)
+            version = runtime.version
             feeds = runtime.prepare(request.inputs)
-            outputs = await asyncio.get_running_loop().run_in_executor(
-                self._compute, runtime.run, feeds, request.outputs
+            started = time.perf_counter()
+            outputs, compute_s = await asyncio.get_running_loop().run_in_executor(
+                self._compute, _timed_run, runtime, feeds, request.outputs
             )
             reply = pack(
                 InferResponse(
@@ -290,14 +298,24 @@ class ModelhostService(Actor):
                     f"the answer is {len(reply)} bytes, over the NATS limit of {self.nc.max_payload}; "
                     "ask for fewer outputs or a smaller batch"
                 )
+            await self._reply(msg, reply)
+            self.stats.succeeded(
+                name,
+                runtime.version,
+                latency_s=time.perf_counter() - arrived,
+                queue_s=started - arrived,
+                compute_s=compute_s,
+            )
+            return
         except MLBuffetError as exc:
-            self.counters.failures += 1
             reply = pack_error(exc)
         except Exception:
-            self.counters.failures += 1
             log.exception("inference on %s failed", msg.subject)
             reply = pack_error(InternalError("internal error"))
+        finally:
+            self.stats.in_flight -= 1
         await self._reply(msg, reply)
+        self.stats.failed(name, version, latency_s=time.perf_counter() - arrived)
 
     async def _on_echo(self, msg: Msg) -> None:
         try:
@@ -339,6 +357,19 @@ def _infer_target(subject: str) -> tuple[str, int | None]:
         return subjects.parse_infer(subject)
     except ValueError as exc:
         raise BadRequestError(str(exc)) from None
+
+
+def _timed_run(
+    runtime: ModelRuntime, feeds: Feeds, outputs: tuple[str, ...] | None
+) -> tuple[tuple[Output, ...], float]:
+    """Run in a compute thread, timing only the run itself."""
+    started = time.perf_counter()
+    result = runtime.run(feeds, outputs)
+    return result, time.perf_counter() - started
+
+
+def _is_probe(msg: Msg) -> bool:
+    return bool((msg.headers or {}).get(Header.PROBE.value))
 
 
 def _expired(msg: Msg) -> bool:

@@ -16,3 +16,8 @@ class Header(str, Enum):
 
     REQUEST_ID = "Mlbuffet-Request-Id"
     """Optional caller-chosen id, echoed in logs for tracing one request."""
+
+    PROBE = "Mlbuffet-Probe"
+    """On an inference subject: "is this model (version) ready?". A modelhost that
+    serves it (loading a pinned version first) answers an InferResponse with no
+    outputs, and runs nothing; no responders means no host is ready."""

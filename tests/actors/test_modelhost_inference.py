@@ -285,3 +285,39 @@ async def test_the_add_models_tell_which_version_answered(nc, upload, start_mode
     await upload("adder", model_files.add_two)
     await start_modelhost()
     assert added(await infer(nc, "adder", adder_input(3))) == 2.0
+
+
+async def test_the_host_counts_each_request_once_by_model_version(nc, iris_host):
+    rows = np.array([[2, 5, 1, 4]], dtype=np.float32)
+    for _ in range(3):
+        await infer(nc, "iris", {"float_input": rows})
+    with pytest.raises(UnprocessableError):
+        await infer(nc, "iris", {"float_input": np.zeros((1, 3), dtype=np.float32)})
+    stats = iris_host.stats.versions[("iris", 1)]
+    assert (stats.success, stats.failure) == (3, 1)
+    assert stats.latency.count == 4
+    assert (stats.compute.count, stats.queue.count, stats.batch_size.count) == (3, 3, 3)
+    assert sum(stats.latency.counts) == 4
+    assert 0 < stats.compute.sum <= stats.latency.sum
+    assert iris_host.stats.in_flight == 0
+
+
+async def test_a_probe_names_the_ready_version_and_runs_nothing(nc, iris_host):
+    from mlbuffet.protocol.headers import Header
+
+    msg = await nc.request(
+        subjects.infer("iris"), b"", timeout=5, headers={Header.PROBE.value: "1"}
+    )
+    response = unpack(msg.data, InferResponse.from_dict)
+    assert (response.model, response.version, response.node, response.outputs) == (
+        "iris",
+        1,
+        iris_host.node_id,
+        (),
+    )
+    assert ("iris", 1) not in iris_host.stats.versions
+    missing = await nc.request(
+        subjects.infer("iris", 7), b"", timeout=5, headers={Header.PROBE.value: "1"}
+    )
+    with pytest.raises(ModelNotFoundError):
+        unpack(missing.data, InferResponse.from_dict)

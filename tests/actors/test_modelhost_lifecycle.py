@@ -70,13 +70,13 @@ async def test_a_request_past_its_deadline_gets_no_answer_and_is_counted(
         await nc.request(
             subjects.infer("adder"), payload, timeout=0.5, headers={Header.DEADLINE.value: past}
         )
-    assert host.counters.expired == 1
+    assert host.stats.expired == 1
     future = str(int(time.time() * 1000) + 60_000)
     msg = await nc.request(
         subjects.infer("adder"), payload, timeout=5, headers={Header.DEADLINE.value: future}
     )
     assert added(unpack(msg.data, InferResponse.from_dict)) == 1.0
-    assert host.counters.expired == 1
+    assert host.stats.expired == 1
 
 
 async def test_drain_finishes_the_requests_in_flight_then_takes_no_more(

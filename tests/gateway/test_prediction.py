@@ -297,7 +297,7 @@ async def test_a_request_past_its_deadline_is_504_and_the_host_skips_it(
     assert "within" in body["http_status"]["description"]
     status, body = await busy
     assert status == 200 and np.allclose(body["values"], x)
-    await eventually(lambda: host.counters.expired == 1)
+    await eventually(lambda: host.stats.expired == 1)
 
 
 async def test_concurrent_predictions_are_spread_over_two_modelhosts(
