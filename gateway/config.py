@@ -29,7 +29,8 @@ class GatewayConfig:
     tmp_dir: Path | None = None
     """Where uploads and downloads are spooled; None is the system's temporary folder."""
     access_log: bool = False
-    registry_replicas: int = 1
+    registry_replicas: int | None = None
+    """Copies of the registry buckets when this node creates them; None: 3 on a cluster of 3+ JetStream nodes, else 1."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -82,6 +82,27 @@ def check_port_free(host: str, port: int, what: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Routes to the other nodes of a NATS cluster; JetStream then replicates across them."""
+
+    name: str = "mlbuffet"
+    host: str = "127.0.0.1"
+    port: int = 6222
+    routes: tuple[str, ...] = ()
+    """nats-route://host:port of the other nodes (listing this node too is harmless)."""
+
+    def render(self) -> str:
+        routes = "".join(f'    "{route}"\n' for route in self.routes)
+        return (
+            "cluster {\n"
+            f'  name: "{self.name}"\n'
+            f'  listen: "{self.host}:{self.port}"\n'
+            f"  routes: [\n{routes}  ]\n"
+            "}\n"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class NatsServerConfig:
     data_dir: Path
     host: str = "127.0.0.1"
@@ -89,6 +110,8 @@ class NatsServerConfig:
     """0 picks a free port."""
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     server_name: str = "mlbuffet"
+    """Unique per node of a cluster (JetStream needs it)."""
+    cluster: ClusterConfig | None = None
 
     def render(self) -> str:
         """The nats-server configuration file."""
@@ -101,7 +124,7 @@ class NatsServerConfig:
             f"max_payload: {self.max_payload_bytes}\n"
             "jetstream {\n"
             f'  store_dir: "{store}"\n'
-            "}\n"
+            "}\n" + (self.cluster.render() if self.cluster is not None else "")
         )
 
 

@@ -29,7 +29,8 @@ class ModelhostConfig:
     pinned_versions: int = 4
     """Non-default versions kept loaded per model (least recently used ones are unloaded)."""
     drain_timeout_s: float = 30.0
-    registry_replicas: int = 1
+    registry_replicas: int | None = None
+    """Copies of the registry buckets when this node creates them; None: 3 on a cluster of 3+ JetStream nodes, else 1."""
 
     def __post_init__(self) -> None:
         if self.models is not None:

@@ -10,14 +10,17 @@ write the same object.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
+import nats.errors
 import nats.js.errors as js_errors
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
@@ -38,6 +41,59 @@ CAS_ATTEMPTS = 16
 CAS_BACKOFF_S = 0.002
 CAS_BACKOFF_MAX_S = 0.25
 """Random wait before retry n: up to CAS_BACKOFF_S * 2**n seconds, at most CAS_BACKOFF_MAX_S."""
+
+
+AUTO_REPLICAS = 3
+"""Copies of each bucket when the cluster has enough JetStream nodes: one node may die."""
+
+JETSTREAM_WAIT_S = 15.0
+"""How long bucket creation waits for a cluster's JetStream to elect its leader."""
+
+_NOT_CLUSTERED = 10074
+"""JetStream API error: replicas > 1 not supported in non-clustered mode."""
+_INSUFFICIENT_RESOURCES = 10023
+"""JetStream API error: fewer nodes than replicas asked for."""
+
+_B = TypeVar("_B")
+
+
+async def _when_jetstream_answers(operation: Callable[[], Awaitable[_B]]) -> _B:
+    """Run a JetStream API call, waiting (bounded) while the cluster has no JetStream leader.
+
+    A cluster that has just formed, or lost a node, times out or answers
+    "unavailable" until it elects one; that is a wait, not an error.
+    """
+    give_up = asyncio.get_running_loop().time() + JETSTREAM_WAIT_S
+    while True:
+        try:
+            return await operation()
+        except (
+            js_errors.ServiceUnavailableError,
+            nats.errors.TimeoutError,
+            nats.errors.NoRespondersError,
+        ):
+            if asyncio.get_running_loop().time() > give_up:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _create_replicated(
+    create: Callable[[int], Awaitable[_B]], replicas: int, *, fall_back: bool
+) -> _B:
+    """Create a bucket with `replicas` copies, or one if allowed and the cluster is too small."""
+    while True:
+        try:
+            return await _when_jetstream_answers(functools.partial(create, replicas))
+        except js_errors.APIError as exc:
+            if (
+                fall_back
+                and replicas > 1
+                and exc.err_code in (_NOT_CLUSTERED, _INSUFFICIENT_RESOURCES)
+            ):
+                log.info("registry: %s; creating the bucket with 1 replica", exc.description)
+                replicas = 1
+                continue
+            raise
 
 
 def utc_now() -> str:
@@ -71,32 +127,48 @@ class Registry:
         self.files = files
 
     @classmethod
-    async def open(cls, js: JetStreamContext, *, replicas: int = 1) -> tuple[Registry, bool]:
-        """Open the buckets, creating them if needed; the flag says whether they were created."""
+    async def open(
+        cls, js: JetStreamContext, *, replicas: int | None = None
+    ) -> tuple[Registry, bool]:
+        """Open the buckets, creating them if needed; the flag says whether they were created.
+
+        `replicas=None` creates them with AUTO_REPLICAS copies when the NATS
+        cluster has that many JetStream nodes, and with one otherwise. Buckets
+        that exist keep the replicas they were made with.
+        """
+        wanted = AUTO_REPLICAS if replicas is None else replicas
         created = False
         try:
-            kv = await js.key_value(subjects.MODELS_BUCKET)
+            kv = await _when_jetstream_answers(lambda: js.key_value(subjects.MODELS_BUCKET))
         except js_errors.BucketNotFoundError:
-            kv = await js.create_key_value(
-                KeyValueConfig(
-                    bucket=subjects.MODELS_BUCKET,
-                    description="MLBuffet model records (one JSON document per model)",
-                    history=KV_HISTORY,
-                    storage=StorageType.FILE,
-                    replicas=replicas,
-                )
+            kv = await _create_replicated(
+                lambda n: js.create_key_value(
+                    KeyValueConfig(
+                        bucket=subjects.MODELS_BUCKET,
+                        description="MLBuffet model records (one JSON document per model)",
+                        history=KV_HISTORY,
+                        storage=StorageType.FILE,
+                        replicas=n,
+                    )
+                ),
+                wanted,
+                fall_back=replicas is None,
             )
             created = True
         try:
-            files = await js.object_store(subjects.FILES_BUCKET)
+            files = await _when_jetstream_answers(lambda: js.object_store(subjects.FILES_BUCKET))
         except js_errors.BucketNotFoundError:
-            files = await js.create_object_store(
-                subjects.FILES_BUCKET,
-                ObjectStoreConfig(
-                    description="MLBuffet model files (<model>/<version>)",
-                    storage=StorageType.FILE,
-                    replicas=replicas,
+            files = await _create_replicated(
+                lambda n: js.create_object_store(
+                    subjects.FILES_BUCKET,
+                    ObjectStoreConfig(
+                        description="MLBuffet model files (<model>/<version>)",
+                        storage=StorageType.FILE,
+                        replicas=n,
+                    ),
                 ),
+                wanted,
+                fall_back=replicas is None,
             )
             created = True
         return cls(kv, files), created
