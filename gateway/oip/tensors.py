@@ -182,4 +182,3 @@ def _json_values(tensor: Tensor) -> list[Any]:
         return [v if math.isfinite(v) else None for v in array.tolist()]
     values: list[Any] = array.tolist()
     return values
-

@@ -211,7 +211,12 @@ async def test_zipmap_output_is_json_text(
     def scenario() -> None:
         for binary in (True, False):
             got, _ = triton_infer(
-                url_of(v2), "sk_iris", {"X": rows}, outputs, lambda i: binary, lambda i: binary
+                url_of(v2),
+                "sk_iris",
+                {"X": rows},
+                outputs,
+                lambda i, b=binary: b,
+                lambda i, b=binary: b,
             )
             assert np.array_equal(got["output_label"], labels)
             decoded = [json.loads(text) for text in got["output_probability"]]
@@ -267,7 +272,13 @@ async def test_repository_unload_and_load(v2: TestClient[Any, Any]) -> None:
         client = triton.InferenceServerClient(url_of(v2))
         try:
             index = client.get_model_repository_index()
-            assert {e["name"] for e in index} == {"all_types", "mixed", "wide", "two_inputs", "sk_iris"}
+            assert {e["name"] for e in index} == {
+                "all_types",
+                "mixed",
+                "wide",
+                "two_inputs",
+                "sk_iris",
+            }
             assert all(e["state"] == "READY" for e in index)
             client.unload_model("two_inputs")
             assert not client.is_model_ready("two_inputs")
