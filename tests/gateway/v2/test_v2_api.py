@@ -176,6 +176,14 @@ async def test_zipmap_probabilities_are_bytes_of_json_text(v2):
     assert sum(row.values()) == pytest.approx(1, abs=1e-5)
 
 
+A, B = TWO["inputs"]
+
+
+def only(name: str, datatype: str, value: Any) -> dict[str, Any]:
+    """A request with one input of one element."""
+    return {"inputs": [{"name": name, "shape": [1], "datatype": datatype, "data": [value]}]}
+
+
 BAD_REQUESTS = [
     # (model, body, status, words in the error)
     ("two_inputs", b"{not json", 400, "not valid JSON"),
@@ -183,65 +191,25 @@ BAD_REQUESTS = [
     ("two_inputs", {"inputs": []}, 400, "non-empty list"),
     ("two_inputs", {"inputs": "x"}, 400, "non-empty list"),
     ("two_inputs", {"inputs": [{"name": "a"}]}, 400, "'datatype'"),
-    ("two_inputs", {"inputs": [{**TWO["inputs"][0], "datatype": "FP8"}]}, 400, "unknown datatype"),
-    ("two_inputs", {"inputs": [{**TWO["inputs"][0], "shape": [2, -2]}]}, 400, "shape"),
-    ("two_inputs", {"inputs": [{**TWO["inputs"][0], "data": [1, 2, 3]}]}, 400, "needs 4 elements"),
-    ("two_inputs", {"inputs": [{**TWO["inputs"][0], "data": [1, 2, 3, "x"]}]}, 400, "numbers"),
-    ("two_inputs", {"inputs": [{**TWO["inputs"][0], "data": [1, 2, 3, 1e39]}]}, 400, "range"),
-    (
-        "two_inputs",
-        {"inputs": [{"name": "a", "shape": [2, 2], "datatype": "FP32"}]},
-        400,
-        "no 'data'",
-    ),
+    ("two_inputs", {"inputs": [{**A, "datatype": "FP8"}]}, 400, "unknown datatype"),
+    ("two_inputs", {"inputs": [{**A, "shape": [2, -2]}]}, 400, "shape"),
+    ("two_inputs", {"inputs": [{**A, "data": [1, 2, 3]}]}, 400, "needs 4 elements"),
+    ("two_inputs", {"inputs": [{**A, "data": [1, 2, 3, "x"]}]}, 400, "numbers"),
+    ("two_inputs", {"inputs": [{**A, "data": [1, 2, 3, 1e39]}]}, 400, "range"),
+    ("two_inputs", {"inputs": [{k: v for k, v in A.items() if k != "data"}]}, 400, "no 'data'"),
     ("two_inputs", {**TWO, "id": 5}, 400, "'id'"),
     ("two_inputs", {**TWO, "outputs": [{"name": "sum"}, {"name": "sum"}]}, 400, "twice"),
     ("two_inputs", {**TWO, "outputs": [{"nom": "sum"}]}, 400, "'name'"),
     ("two_inputs", {**TWO, "outputs": [{"name": "nope"}]}, 422, "nope"),
     ("two_inputs", {**TWO, "parameters": {"binary_data_output": "yes"}}, 400, "true or false"),
-    (
-        "two_inputs",
-        {"inputs": [{**TWO["inputs"][0], "datatype": "INT32"}, TWO["inputs"][1]]},
-        422,
-        "expects FP32",
-    ),
-    (
-        "two_inputs",
-        {"inputs": [{**TWO["inputs"][0], "shape": [4], "data": [1, 2, 3, 4]}, TWO["inputs"][1]]},
-        422,
-        "shape",
-    ),
-    ("two_inputs", {"inputs": [TWO["inputs"][0]]}, 422, "missing input"),
-    (
-        "two_inputs",
-        {"inputs": [{**TWO["inputs"][0], "parameters": {"binary_data_size": 16}}]},
-        400,
-        "either 'data'",
-    ),
-    (
-        "all_types",
-        {"inputs": [{"name": "in_INT8", "shape": [1], "datatype": "INT8", "data": [128]}]},
-        400,
-        "-128..127",
-    ),
-    (
-        "all_types",
-        {"inputs": [{"name": "in_INT8", "shape": [1], "datatype": "INT8", "data": [1.5]}]},
-        400,
-        "whole numbers",
-    ),
-    (
-        "all_types",
-        {"inputs": [{"name": "in_BOOL", "shape": [1], "datatype": "BOOL", "data": [1]}]},
-        400,
-        "true or false",
-    ),
-    (
-        "all_types",
-        {"inputs": [{"name": "in_BYTES", "shape": [1], "datatype": "BYTES", "data": [1]}]},
-        400,
-        "strings",
-    ),
+    ("two_inputs", {"inputs": [{**A, "datatype": "INT32"}, B]}, 422, "expects FP32"),
+    ("two_inputs", {"inputs": [{**A, "shape": [4], "data": [1, 2, 3, 4]}, B]}, 422, "shape"),
+    ("two_inputs", {"inputs": [A]}, 422, "missing input"),
+    ("two_inputs", {"inputs": [{**A, "parameters": {"binary_data_size": 16}}]}, 400, "either"),
+    ("all_types", only("in_INT8", "INT8", 128), 400, "-128..127"),
+    ("all_types", only("in_INT8", "INT8", 1.5), 400, "whole numbers"),
+    ("all_types", only("in_BOOL", "BOOL", 1), 400, "true or false"),
+    ("all_types", only("in_BYTES", "BYTES", 1), 400, "strings"),
     ("no_such_model", TWO, 404, "not found"),
     ("Bad.Name!", TWO, 400, "invalid model name"),
 ]
@@ -337,19 +305,16 @@ async def test_a_body_over_the_request_limit_is_413(make_gateway, upload, servin
     assert list(body) == ["error"]
 
 
+def binary_pair(rows: int) -> list[dict[str, Any]]:
+    """Inputs a and b of two_inputs, [rows, 2] FP32 each, in the binary section."""
+    size = {"binary_data_size": rows * 8}
+    return [{"name": n, "shape": [rows, 2], "datatype": "FP32", "parameters": size} for n in "ab"]
+
+
 async def test_a_tensor_over_the_nats_payload_limit_is_413(v2):
     rows = 600_000  # 2 x 4.8 MB of binary float32: over the test server's 8 MiB max_payload
-    inputs = [
-        {
-            "name": n,
-            "shape": [rows, 2],
-            "datatype": "FP32",
-            "parameters": {"binary_data_size": rows * 8},
-        }
-        for n in "ab"
-    ]
     data = np.zeros((rows, 2), np.float32).tobytes()
-    body, headers = frame({"inputs": inputs}, data, data)
+    body, headers = frame({"inputs": binary_pair(rows)}, data, data)
     response = await v2.post("/v2/models/two_inputs/infer", data=io.BytesIO(body), headers=headers)
     answer = await response.json()
     assert response.status == 413, answer
@@ -360,17 +325,10 @@ async def test_a_large_binary_tensor_round_trips(v2):
     rows = 250_000  # 2 MB per input and per output, never as JSON lists
     a = np.random.default_rng(1).standard_normal((rows, 2)).astype(np.float32)
     b = np.full((rows, 2), 0.5, np.float32)
-    inputs = [
-        {
-            "name": n,
-            "shape": [rows, 2],
-            "datatype": "FP32",
-            "parameters": {"binary_data_size": rows * 8},
-        }
-        for n in "ab"
-    ]
     body, headers = frame(
-        {"inputs": inputs, "parameters": {"binary_data_output": True}}, a.tobytes(), b.tobytes()
+        {"inputs": binary_pair(rows), "parameters": {"binary_data_output": True}},
+        a.tobytes(),
+        b.tobytes(),
     )
     response = await v2.post("/v2/models/two_inputs/infer", data=io.BytesIO(body), headers=headers)
     assert response.status == 200
