@@ -13,6 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.oip.framing import HEADER_LENGTH
+from mlbuffet.protocol import subjects
+from mlbuffet.protocol.messages import ModelEvent, unpack
 from tests.conftest import eventually
 
 TWO = {
@@ -369,16 +371,24 @@ async def ready_status(client: TestClient[Any, Any], model: str) -> int:
 
 
 async def test_unload_and_load_survive_a_modelhost_restart(
-    make_gateway, upload, start_modelhost, model_paths: dict[str, Path], registry
+    make_gateway, upload, start_modelhost, model_paths: dict[str, Path], registry, nc
 ):
     await upload("two_inputs", model_paths["two_inputs"])
     host = await start_modelhost()
     gateway = await make_gateway()
     assert await ready_status(gateway, "two_inputs") == 200
+    events: list[ModelEvent] = []
+
+    async def record_event(msg: Any) -> None:
+        events.append(unpack(msg.data, ModelEvent.from_dict))
+
+    await nc.subscribe(subjects.model_events("two_inputs"), cb=record_event)
 
     response = await gateway.post("/v2/repository/models/two_inputs/unload")
     assert response.status == 200, await response.text()
     assert "two_inputs" not in host.served
+    await eventually(lambda: [e.event for e in events] == [ModelEvent.UNLOADED])
+    assert events[0].node == host.node_id
     assert (await registry.get("two_inputs")).serving is False
     assert await ready_status(gateway, "two_inputs") == 503
     status, body = await infer(gateway, "two_inputs", TWO)
@@ -401,6 +411,8 @@ async def test_unload_and_load_survive_a_modelhost_restart(
     response = await gateway.post("/v2/repository/models/two_inputs/load", json={})
     assert response.status == 200, await response.text()
     assert "two_inputs" in fresh.served
+    await eventually(lambda: events[-1].event == ModelEvent.LOADED)
+    assert events[-1].node == fresh.node_id
     assert await ready_status(gateway, "two_inputs") == 200
     status, body = await infer(gateway, "two_inputs", TWO)
     assert status == 200, body
