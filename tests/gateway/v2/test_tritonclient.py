@@ -78,6 +78,7 @@ def triton_infer(
     binary_in: Mode,
     binary_out: Mode,
     request_id: str = "",
+    compression: str | None = None,
 ) -> tuple[Arrays, dict[str, Any]]:
     client = triton.InferenceServerClient(url)
     try:
@@ -90,7 +91,14 @@ def triton_infer(
             triton.InferRequestedOutput(name, binary_data=binary_out(i))
             for i, name in enumerate(outputs)
         ]
-        result = client.infer(model, inputs, outputs=requested, request_id=request_id)
+        result = client.infer(
+            model,
+            inputs,
+            outputs=requested,
+            request_id=request_id,
+            request_compression_algorithm=compression,
+            response_compression_algorithm=compression,
+        )
         return {name: result.as_numpy(name) for name in outputs}, result.get_response()
     finally:
         client.close()
@@ -167,7 +175,7 @@ async def test_infer_equals_onnxruntime_in_every_encoding(
     await asyncio.to_thread(scenario)
 
 
-async def test_every_datatype_is_covered(model_paths: dict[str, Path]) -> None:
+def test_every_datatype_is_covered() -> None:
     covered = {np_to_triton_dtype(a.dtype) for case in CASES.values() for a in case().values()}
     assert covered == {
         "BOOL",
@@ -196,6 +204,29 @@ async def test_a_subset_of_outputs(v2: TestClient[Any, Any], model_paths: dict[s
         )
         assert [o["name"] for o in response["outputs"]] == ["text_twice", "picked"]
         assert_exactly_equal(got, {n: want[n] for n in ("text_twice", "picked")})
+
+    await asyncio.to_thread(scenario)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+async def test_compressed_requests(
+    v2: TestClient[Any, Any], model_paths: dict[str, Path], compression: str
+) -> None:
+    feeds = wide_feeds()
+    want = onnxruntime_answer(model_paths["wide"], feeds)
+
+    def scenario() -> None:
+        for binary in (True, False):
+            got, _ = triton_infer(
+                url_of(v2),
+                "wide",
+                feeds,
+                list(want),
+                lambda i, b=binary: b,
+                lambda i, b=binary: b,
+                compression=compression,
+            )
+            assert_exactly_equal(got, want)
 
     await asyncio.to_thread(scenario)
 
