@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 from gateway.service import Mesh
 from mlbuffet.protocol.errors import MLBuffetError, ModelNotReadyError
 from mlbuffet.protocol.records import ModelRecord
 
 PROBE_TIMEOUT_S = 2.0
+PROBES_AT_ONCE = 32
 RETRY_FIRST_WAIT_S = 0.05
 RETRY_MAX_WAIT_S = 0.5
 
@@ -42,11 +44,23 @@ async def unready_reason(mesh: Mesh, record: ModelRecord, version: int | None = 
     return None
 
 
+async def unready_reasons(mesh: Mesh, records: Iterable[ModelRecord]) -> dict[str, str | None]:
+    """unready_reason of each model's default, probing at most PROBES_AT_ONCE at a time."""
+    limit = asyncio.Semaphore(PROBES_AT_ONCE)
+
+    async def check(record: ModelRecord) -> str | None:
+        async with limit:
+            return await unready_reason(mesh, record)
+
+    listed = list(records)
+    reasons = await asyncio.gather(*(check(r) for r in listed))
+    return {r.name: reason for r, reason in zip(listed, reasons, strict=True)}
+
+
 async def unready_models(mesh: Mesh) -> dict[str, str]:
     """Every model that should be served (not unloaded) but has no ready host, with the reason."""
-    records = [r for r in mesh.view.records.values() if r.serving]
-    reasons = await asyncio.gather(*(unready_reason(mesh, r) for r in records))
-    return {r.name: reason for r, reason in zip(records, reasons, strict=True) if reason}
+    served = [r for r in mesh.view.records.values() if r.serving]
+    return {name: why for name, why in (await unready_reasons(mesh, served)).items() if why}
 
 
 async def wait_until_ready(mesh: Mesh, name: str, timeout_s: float) -> None:

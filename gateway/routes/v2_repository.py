@@ -11,7 +11,6 @@ uploads and deletes stay with /api/v1.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -19,7 +18,7 @@ from aiohttp import web
 
 from gateway.readiness import (
     unloaded_reason,
-    unready_reason,
+    unready_reasons,
     wait_until_ready,
     wait_until_unserved,
 )
@@ -65,8 +64,8 @@ async def index(request: web.Request) -> web.Response:
         raise BadRequestError("'ready' must be true or false")
     mesh = mesh_of(request)
     records = sorted(mesh.view.records.values(), key=lambda r: r.name)
-    reasons = await asyncio.gather(*(unready_reason(mesh, r) for r in records))
-    entries = [e for r, why in zip(records, reasons, strict=True) for e in _entries(r, why)]
+    reasons = await unready_reasons(mesh, records)
+    entries = [e for r in records for e in _entries(r, reasons[r.name])]
     if ready_only:
         entries = [e for e in entries if e["state"] == READY]
     return web.json_response(entries)
