@@ -38,18 +38,32 @@ def error_reply(status: int, message: str) -> web.Response:
     return reply(status, message)
 
 
+OIP_PREFIX = "/v2"
+
+
+def oip_error_reply(status: int, message: str) -> web.Response:
+    """The Open Inference Protocol's error body: `{"error": message}`."""
+    return web.json_response({"error": message}, status=status, dumps=dumps)
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every failure in the envelope: ours, aiohttp's (404, 405, 413), and bugs (500)."""
+    """Render every failure in the envelope: ours, aiohttp's (404, 405, 413), and bugs (500).
+
+    Under /v2 the body is the Open Inference Protocol's `{"error": ...}` instead.
+    """
+    path = request.path
+    is_oip = path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/")
+    render = oip_error_reply if is_oip else error_reply
     try:
         return await handler(request)
     except MLBuffetError as exc:
-        return error_reply(exc.status, exc.message)
+        return render(exc.status, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         text = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        return error_reply(exc.status, text)
+        return render(exc.status, text)
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        return error_reply(500, "internal error")
+        return render(500, "internal error")

@@ -136,7 +136,7 @@ class ModelhostService(Actor):
                 assert self.view is not None
                 record = self.view.records.get(name)
                 served = self.served.get(name)
-                if record is None:
+                if record is None or not record.serving:  # unloaded: as if it were gone
                     if served is not None:
                         await self._stop_serving(name, served)
                     return

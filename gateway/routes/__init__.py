@@ -1,8 +1,14 @@
 """The REST routes, each with the one-line summary that /help shows."""
 
-from gateway.routes import models, prediction, root
+from gateway.routes import models, prediction, root, v2, v2_repository
 from gateway.routes.table import Route
 
-ROUTES: tuple[Route, ...] = (*root.ROUTES, *models.ROUTES, *prediction.ROUTES)
+ROUTES: tuple[Route, ...] = (
+    *root.ROUTES,
+    *models.ROUTES,
+    *prediction.ROUTES,
+    *v2.ROUTES,
+    *v2_repository.ROUTES,
+)
 
 __all__ = ["ROUTES", "Route"]

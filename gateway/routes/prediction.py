@@ -10,6 +10,7 @@ from gateway.envelope import reply
 from gateway.images import image_tensor
 from gateway.inputs import tensors_from_values
 from gateway.outputs import to_json
+from gateway.readiness import require_serving
 from gateway.routes.common import json_body, json_object, mesh_of, model_ref
 from gateway.routes.table import Route
 from gateway.uploads import read_form, spool_folder
@@ -25,7 +26,7 @@ BINARY_TYPES = ("application/octet-stream", "")
 async def predict(request: web.Request) -> web.Response:
     ref = model_ref(request)
     mesh = mesh_of(request)
-    record = await mesh.view.get(ref.name)
+    record = require_serving(await mesh.view.get(ref.name))
     version = record.version(ref.version)
     if request.content_type.startswith("multipart/"):
         inputs = await _image_inputs(request, version.signature)

@@ -124,6 +124,11 @@ class ModelRecord:
     """Version numbers are never reused, even after a delete."""
     created_at: str
     updated_at: str
+    serving: bool = True
+    """Whether modelhosts serve the model; False after an unload (OIP repository extension).
+
+    Absent from records written before the field existed, which means True.
+    """
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Fields written by newer MLBuffet releases, kept so an older writer does not drop them."""
 
@@ -155,6 +160,7 @@ class ModelRecord:
             "next_version": self.next_version,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "serving": self.serving,
             "versions": {str(v): r.to_dict() for v, r in sorted(self.versions.items())},
         }
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
@@ -172,6 +178,7 @@ class ModelRecord:
                 "next_version",
                 "created_at",
                 "updated_at",
+                "serving",
                 "versions",
             }
             record = cls(
@@ -182,6 +189,7 @@ class ModelRecord:
                 next_version=int(raw["next_version"]),
                 created_at=_text(raw["created_at"]),
                 updated_at=_text(raw["updated_at"]),
+                serving=_flag(raw.get("serving", True)),
                 extra={k: v for k, v in raw.items() if k not in known},
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -200,6 +208,12 @@ class ModelRecord:
             problems.append(f"next version {self.next_version} was already given")
         if problems:
             raise InternalError(f"corrupt registry record of {self.name!r}: {'; '.join(problems)}")
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+    return value
 
 
 def _text(value: Any) -> str:

@@ -391,6 +391,20 @@ class Registry:
         assert entry is not None
         return entry.record
 
+    async def set_serving(self, name: str, serving: bool) -> ModelRecord:
+        """Mark a model served (load) or not (unload); modelhosts follow the record."""
+
+        def change(current: ModelRecord | None) -> ModelRecord:
+            if current is None or not current.versions:
+                raise ModelNotFoundError(f"model {name!r} not found")
+            if current.serving == serving:
+                return current
+            return current.with_changes(serving=serving, updated_at=utc_now())
+
+        entry = await self._change(name, change)
+        assert entry is not None
+        return entry.record
+
     async def delete_version(
         self, name: str, version: int | None
     ) -> tuple[ModelRecord | None, int]:
