@@ -70,6 +70,7 @@ def parse_args(
         intra_op_threads=args.intra_op_threads,
         pinned_versions=args.pinned_versions,
         drain_timeout_s=args.drain_timeout,
+        heartbeat_interval_s=args.heartbeat_interval,
     )
     return config, args.log_level
 
