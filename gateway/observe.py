@@ -1,8 +1,9 @@
-"""The gateway's observability side of the mesh: its presence, the cluster view, the event feed.
+"""The gateway's observability side of the mesh: its presence and the event feeds.
 
 Kept apart from service.py's Mesh (which carries the inference and registry
 traffic) but, like it, the only place these subjects are spoken to: the
-routes in routes/observe.py call these and never touch NATS.
+routes in routes/observe.py call these (and mlbuffet.observe for the cluster
+status) and never touch NATS themselves.
 """
 
 from __future__ import annotations
@@ -25,33 +26,13 @@ from gateway.service import CONFIG, MESH
 from mlbuffet.heartbeat import NodeLoad
 from mlbuffet.presence import Presence
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.errors import (
-    DeadlineExceededError,
-    MLBuffetError,
-    ServiceUnavailableError,
-)
-from mlbuffet.protocol.messages import ClusterStatus, unpack, unpack_map
+from mlbuffet.protocol.errors import MLBuffetError, ServiceUnavailableError
+from mlbuffet.protocol.messages import unpack_map
 
 log = logging.getLogger(__name__)
 
-CLUSTER_TIMEOUT_S = 3.0
 EVENT_BACKLOG = 256
 """Events a slow SSE client may fall behind by; older ones are dropped (and said so)."""
-
-
-async def cluster_status(nc: Client, timeout_s: float = CLUSTER_TIMEOUT_S) -> ClusterStatus:
-    """Ask a metrics actor for the cluster view; 503 if none runs, 504 if none answers in time."""
-    try:
-        msg = await nc.request(subjects.cluster_status(), b"", timeout=timeout_s)
-    except nats.errors.NoRespondersError:
-        raise ServiceUnavailableError(
-            "no metrics actor is running: start one (`mlbuffet metrics`; `mlbuffet up` does)"
-        ) from None
-    except nats.errors.TimeoutError:
-        raise DeadlineExceededError("the metrics actor did not answer in time") from None
-    except nats.errors.Error:
-        raise ServiceUnavailableError("the gateway has lost its NATS connection; retry") from None
-    return unpack(msg.data, ClusterStatus.from_dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +60,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-@dataclass
+@dataclass(eq=False)
 class EventFeed:
     """Events of one SSE client, from its own subscription to `mlbuffet.events.>`."""
 

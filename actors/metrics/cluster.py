@@ -165,8 +165,8 @@ class ClusterView:
         for state in self.up_nodes():
             for loaded in state.beat.models:
                 where.setdefault((loaded.model, loaded.version), []).append(state.beat.node)
-            for key, version in version_stats(state.beat).items():
-                stats.setdefault(key, []).append((state, version))
+            for key, counted in version_stats(state.beat).items():
+                stats.setdefault(key, []).append((state, counted))
         for model, version in sorted(where.keys() | stats.keys()):
             served = stats.get((model, version), [])
             latency: BucketHistogram = merged(s["latency"] for _, s in served if "latency" in s)

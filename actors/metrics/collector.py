@@ -21,7 +21,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from actors.metrics.cluster import ClusterView, http_requests, version_stats
 from mlbuffet.histograms import BucketHistogram
@@ -54,7 +53,11 @@ HISTOGRAMS = (
 
 
 def histogram_buckets(histogram: BucketHistogram) -> list[tuple[str, float]]:
-    return [(floatToGoString(bound), float(count)) for bound, count in histogram.cumulative()]
+    """Prometheus' cumulative `le` buckets; `le` written as the client library writes it."""
+    return [
+        ("+Inf" if bound == float("inf") else repr(float(bound)), float(count))
+        for bound, count in histogram.cumulative()
+    ]
 
 
 class ClusterCollector(Collector):

@@ -11,9 +11,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.envelope import reply
 from gateway.http_metrics import HTTP_METRICS
-from gateway.observe import EVENT_FEEDS, cluster_status
+from gateway.observe import EVENT_FEEDS
 from gateway.routes.common import mesh_of
 from gateway.routes.table import Route
+from mlbuffet.observe import cluster_status
 
 KEEPALIVE_S = 15.0
 """An SSE comment this often keeps proxies from closing an idle stream."""
