@@ -11,6 +11,7 @@ from mlbuffet.config import (
     NatsConfig,
     add_log_level_argument,
     add_nats_arguments,
+    env,
     env_float,
 )
 
@@ -41,4 +42,6 @@ def watch_parser(prog: str, description: str, environ: Mapping[str, str]) -> arg
     parser.set_defaults(nats_connect_wait=env_float(environ, "NATS_CONNECT_WAIT", CONNECT_WAIT_S))
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_log_level_argument(parser, environ, "of this command")
+    # A command's output is its answer: connection chatter only when asked for.
+    parser.set_defaults(log_level=(env(environ, "LOG_LEVEL") or "warning").lower())
     return parser
