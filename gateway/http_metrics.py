@@ -2,13 +2,15 @@
 
 One middleware counts every answer under its route *template*
 (`/api/v1/models/{ref}/prediction`, never the concrete URL, so the label set
-stays small; `unmatched` for URLs no route knows). The same counts go out in
+stays small; `unmatched` for URLs no route knows; status 499 when the client
+hung up first, as an event stream's client does). The same counts go out in
 the gateway's heartbeats (the metrics actor exports them per node) and on the
 gateway's own `GET /metrics`, with request durations and the process metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,7 +24,24 @@ from prometheus_client.registry import Collector
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 UNMATCHED = "unmatched"
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+CLIENT_CLOSED = 499
+"""Status counted for a request whose client went away before the answer (nginx's convention)."""
+DURATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 class HttpMetrics(Collector):
@@ -62,7 +81,8 @@ class HttpMetrics(Collector):
             requests.add_metric([route, method, status], float(count))
         yield requests
         in_flight = GaugeMetricFamily(
-            "mlbuffet_http_requests_in_flight", "HTTP requests being answered right now (SSE streams too)"
+            "mlbuffet_http_requests_in_flight",
+            "HTTP requests being answered right now (SSE streams too)",
         )
         in_flight.add_metric([], float(self.in_flight))
         yield in_flight
@@ -89,6 +109,9 @@ async def http_metrics_middleware(request: web.Request, handler: Handler) -> web
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client hung up (or the server is stopping) first
         raise
     finally:
         metrics.in_flight -= 1

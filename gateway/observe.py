@@ -64,9 +64,7 @@ def _jsonable(value: Any) -> Any:
 class EventFeed:
     """Events of one SSE client, from its own subscription to `mlbuffet.events.>`."""
 
-    queue: asyncio.Queue[Event | None] = field(
-        default_factory=lambda: asyncio.Queue(EVENT_BACKLOG)
-    )
+    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(EVENT_BACKLOG))
     dropped: int = 0
 
     def put(self, event: Event | None) -> None:
@@ -125,9 +123,7 @@ async def presence_context(app: web.Application) -> AsyncIterator[None]:
     def load() -> NodeLoad:
         return NodeLoad(in_flight=metrics.in_flight, counters={"http_requests": metrics.rows()})
 
-    presence = Presence(
-        mesh.nc, "gateway", mesh.node_id, load, app[CONFIG].heartbeat_interval_s
-    )
+    presence = Presence(mesh.nc, "gateway", mesh.node_id, load, app[CONFIG].heartbeat_interval_s)
     await presence.start()
     try:
         yield

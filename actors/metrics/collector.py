@@ -70,13 +70,17 @@ class ClusterCollector(Collector):
         yield from self._http()
 
     def _node_gauges(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("mlbuffet_node_up", "1 if the node's heartbeats arrive, else 0", labels=NODE_LABELS)
+        up = GaugeMetricFamily(
+            "mlbuffet_node_up", "1 if the node's heartbeats arrive, else 0", labels=NODE_LABELS
+        )
         cpu = GaugeMetricFamily(
             "mlbuffet_node_cpu_percent",
             "Process CPU over the last heartbeat interval, in percent of one core",
             labels=NODE_LABELS,
         )
-        rss = GaugeMetricFamily("mlbuffet_node_rss_bytes", "Resident memory of the process", labels=NODE_LABELS)
+        rss = GaugeMetricFamily(
+            "mlbuffet_node_rss_bytes", "Resident memory of the process", labels=NODE_LABELS
+        )
         models = GaugeMetricFamily(
             "mlbuffet_node_models_loaded", "Model versions loaded in memory", labels=NODE_LABELS
         )

@@ -33,7 +33,9 @@ class MetricsServer:
                 raise StartupError(
                     f"port {self.port} on {self.host} is already in use (metrics, --metrics-port)"
                 ) from None
-            raise StartupError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+            raise StartupError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from None
         for address in runner.addresses:
             if isinstance(address, tuple) and len(address) >= 2:
                 self.port = int(address[1])

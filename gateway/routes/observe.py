@@ -69,7 +69,9 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
                 if event is None:
                     break  # the gateway is shutting down
                 if feed.dropped > reported_drops:
-                    await response.write(f": dropped {feed.dropped - reported_drops} events\n\n".encode())
+                    await response.write(
+                        f": dropped {feed.dropped - reported_drops} events\n\n".encode()
+                    )
                     reported_drops = feed.dropped
                 await response.write(f"event: {event.kind}\ndata: {event.data}\n\n".encode())
         return response
@@ -81,7 +83,9 @@ async def dashboard(request: web.Request) -> web.Response:
     if content_type is None:
         raise web.HTTPNotFound(text=f"no dashboard file {name!r}")
     body = (STATIC / name).read_bytes()
-    return web.Response(body=body, content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS)
+    return web.Response(
+        body=body, content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS
+    )
 
 
 async def gateway_metrics(request: web.Request) -> web.Response:
@@ -96,8 +100,18 @@ ROUTES = (
         get_cluster,
         "nodes (up/down, CPU, RSS, in flight) and models (where loaded, req/s, p50/p99), from the metrics actor",
     ),
-    Route("GET", "/api/v1/events", stream_events, "Server-Sent Events: model and node events as they happen"),
+    Route(
+        "GET",
+        "/api/v1/events",
+        stream_events,
+        "Server-Sent Events: model and node events as they happen",
+    ),
     Route("GET", "/dashboard", dashboard, "a live page of the nodes, models and events"),
     Route("GET", "/dashboard/{file}", dashboard, "the dashboard's script and style"),
-    Route("GET", "/metrics", gateway_metrics, "this gateway's Prometheus metrics (HTTP requests by route and status)"),
+    Route(
+        "GET",
+        "/metrics",
+        gateway_metrics,
+        "this gateway's Prometheus metrics (HTTP requests by route and status)",
+    ),
 )

@@ -20,7 +20,9 @@ from mlbuffet.runner import StartupError, run_role
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[WatchConfig, str]:
     parser = watch_parser(
-        "mlbuffet status", "Show every node and model of the cluster (needs a metrics actor).", environ
+        "mlbuffet status",
+        "Show every node and model of the cluster (needs a metrics actor).",
+        environ,
     )
     parser.add_argument(
         "--timeout", type=float, default=3.0, metavar="SECONDS", help="wait this long for an answer"
@@ -31,7 +33,10 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
 
 def table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def _mib(n: Any) -> str:
@@ -44,7 +49,20 @@ def _ms(seconds: Any) -> str:
 
 def render(status: ClusterStatus, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
-    nodes = [["NODE", "ROLE", "STATE", "CPU%", "RSS", "IN FLIGHT", "REQUESTS", "REQ/S", "LAST SEEN", "MODELS"]]
+    nodes = [
+        [
+            "NODE",
+            "ROLE",
+            "STATE",
+            "CPU%",
+            "RSS",
+            "IN FLIGHT",
+            "REQUESTS",
+            "REQ/S",
+            "LAST SEEN",
+            "MODELS",
+        ]
+    ]
     for n in status.nodes:
         nodes.append(
             [

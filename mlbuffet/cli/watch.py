@@ -36,7 +36,9 @@ class WatchConfig:
             raise ConfigError("--count must be at least 1")
 
 
-def watch_parser(prog: str, description: str, environ: Mapping[str, str]) -> argparse.ArgumentParser:
+def watch_parser(
+    prog: str, description: str, environ: Mapping[str, str]
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_nats_arguments(parser, environ)
     parser.set_defaults(nats_connect_wait=env_float(environ, "NATS_CONNECT_WAIT", CONNECT_WAIT_S))

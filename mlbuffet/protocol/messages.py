@@ -346,7 +346,9 @@ class Heartbeat:
             cpu_percent=float(_field(raw, "cpu_percent", number, what)),
             rss_bytes=_field(raw, "rss_bytes", int, what),
             in_flight=_field(raw, "in_flight", int, what),
-            models=tuple(LoadedModel.from_dict(m) for m in _optional(raw, "models", list, what) or ()),
+            models=tuple(
+                LoadedModel.from_dict(m) for m in _optional(raw, "models", list, what) or ()
+            ),
             counters=_optional(raw, "counters", dict, what) or {},
             latency=_optional(raw, "latency", dict, what) or {},
         )

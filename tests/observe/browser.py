@@ -112,7 +112,9 @@ async def _devtools_port(process: asyncio.subprocess.Process) -> int:
     while True:
         line = (await process.stderr.readline()).decode(errors="replace")
         if not line:
-            raise AssertionError("chromium exited before DevTools listened:\n" + "".join(seen[-20:]))
+            raise AssertionError(
+                "chromium exited before DevTools listened:\n" + "".join(seen[-20:])
+            )
         seen.append(line)
         match = DEVTOOLS_URL.search(line)
         if match:

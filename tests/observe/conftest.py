@@ -18,7 +18,8 @@ from mlbuffet.config import NatsConfig
 from mlbuffet.connection import close_quietly, connect
 from mlbuffet.nodes import new_node_id
 from mlbuffet.protocol.messages import Heartbeat, NodeEvent, unpack
-from tests.gateway.conftest import gateway, make_gateway  # noqa: F401 (shared gateway fixtures)
+from tests.cli.conftest import spawn, start_up  # noqa: F401 (shared fixtures)
+from tests.gateway.conftest import gateway, make_gateway  # noqa: F401 (shared fixtures)
 
 INTERVAL_S = 0.2
 """Heartbeat interval of every node in these tests: short, so the suite stays fast."""
@@ -67,7 +68,9 @@ class Recorder:
                     return message
             left = deadline - loop.time()
             if left <= 0:
-                pytest.fail(f"no matching message within {timeout_s}s; got {self.messages!r}"[:2000])
+                pytest.fail(
+                    f"no matching message within {timeout_s}s; got {self.messages!r}"[:2000]
+                )
             self.arrived.clear()
             try:
                 await asyncio.wait_for(self.arrived.wait(), left)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from mlbuffet.protocol.messages import ModelEvent, pack
-from tests.cli.conftest import clean_environ, spawn, start_up  # noqa: F401 (fixtures)
+from tests.cli.conftest import clean_environ
 from tests.cli.rest import ok, predict
 
 TIMEOUT_S = 30

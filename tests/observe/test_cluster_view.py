@@ -16,11 +16,18 @@ class Clock:
 
 
 def histogram(counts: list[int], bounds=(0.001, 0.01, 0.1)) -> dict:
-    values = {"bounds": list(bounds), "counts": counts, "count": sum(counts), "sum": 0.01 * sum(counts)}
+    values = {
+        "bounds": list(bounds),
+        "counts": counts,
+        "count": sum(counts),
+        "sum": 0.01 * sum(counts),
+    }
     return values
 
 
-def beat(node: str, at: float, success: int = 0, role: str = "modelhost", pid: int = 1) -> Heartbeat:
+def beat(
+    node: str, at: float, success: int = 0, role: str = "modelhost", pid: int = 1
+) -> Heartbeat:
     stats = {
         "success": success,
         "failure": 0,
@@ -56,7 +63,12 @@ def test_a_new_node_is_up_a_silent_one_down_and_a_returning_one_up_again():
     assert view.sweep() == []
     clock.now += 0.01
     [down] = view.sweep()
-    assert (down.event, down.node, down.role, down.last_seen) == (NodeEvent.DOWN, "a", "modelhost", 2.0)
+    assert (down.event, down.node, down.role, down.last_seen) == (
+        NodeEvent.DOWN,
+        "a",
+        "modelhost",
+        2.0,
+    )
     assert view.sweep() == []  # said once
     back = view.observe(beat("a", 10.0))
     assert back is not None and back.event == NodeEvent.UP
@@ -116,6 +128,8 @@ def test_histogram_quantiles_interpolate_inside_buckets():
     over = BucketHistogram.from_wire(histogram([0, 0, 0, 4]))
     assert over is not None and over.quantile(0.99) == 0.1
     assert summary(merged([])) == {"count": 0, "mean_s": None, "p50_s": None, "p99_s": None}
-    total = merged([histogram([1, 0, 0, 0]), histogram([0, 0, 1, 0]), {"bounds": [1], "counts": [1, 1]}])
+    total = merged(
+        [histogram([1, 0, 0, 0]), histogram([0, 0, 1, 0]), {"bounds": [1], "counts": [1, 1]}]
+    )
     assert total.count == 2  # other bounds do not merge, bad ones are skipped
     assert BucketHistogram.from_wire({"bounds": [1], "counts": [1]}) is None

@@ -54,9 +54,7 @@ async def test_the_dashboard_shows_live_nodes_and_rising_request_counts(
         # Events arrive live over SSE: a node that falls silent is listed down.
         await metrics.presence.heartbeat.stop()
         down = f"node {metrics.node_id} (metrics) down"
-        await eventually(
-            lambda: _contains(page.text("#events"), down), PAGE_TIMEOUT_S
-        )
+        await eventually(lambda: _contains(page.text("#events"), down), PAGE_TIMEOUT_S)
         await eventually(lambda: shows("#nodes-down", "1"), PAGE_TIMEOUT_S)
         ARTIFACTS.mkdir(exist_ok=True)
         screenshot = ARTIFACTS / f"dashboard-{worker_id}.png"

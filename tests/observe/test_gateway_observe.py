@@ -129,9 +129,7 @@ async def test_gateway_metrics_count_requests_by_route_and_status(gateway):
     assert requests[("unmatched", "GET", "404")] == 1
     durations = families["mlbuffet_http_request_duration_seconds"].samples
     count = next(
-        s.value
-        for s in durations
-        if s.name.endswith("_count") and s.labels["route"] == "/api/test"
+        s.value for s in durations if s.name.endswith("_count") and s.labels["route"] == "/api/test"
     )
     assert count == 3
     assert "process_resident_memory_bytes" in families

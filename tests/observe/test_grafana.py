@@ -36,9 +36,9 @@ async def test_the_grafana_dashboard_uses_only_metrics_that_exist(
     async def every_series() -> bool:
         actor.clear()
         actor.update(await scrape(metrics.metrics_url))
-        return value(actor, "mlbuffet_inference_request_success_total", node=host.node_id) == 1 and (
-            value(actor, "mlbuffet_http_requests_total", route="/api/test") == 1
-        )
+        return value(
+            actor, "mlbuffet_inference_request_success_total", node=host.node_id
+        ) == 1 and (value(actor, "mlbuffet_http_requests_total", route="/api/test") == 1)
 
     await eventually(every_series)
     gateway_text = await (await gateway.get("/metrics")).text()

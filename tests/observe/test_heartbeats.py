@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -72,9 +73,10 @@ async def test_every_role_sends_the_documented_heartbeat(
     # The modelhost's heartbeat carries what it loaded and what it served.
     def served_one(message) -> bool:
         _, raw = message
-        return raw["node"] == host.node_id and raw["counters"]["models"].get("adder:1", {}).get(
-            "success"
-        ) == 1
+        return (
+            raw["node"] == host.node_id
+            and raw["counters"]["models"].get("adder:1", {}).get("success") == 1
+        )
 
     _, raw = await beats.wait_for(served_one)
     assert raw["models"] == [{"model": "adder", "version": 1}]
@@ -102,7 +104,7 @@ async def test_heartbeats_keep_their_interval(nc, start_metrics):
     metrics = await start_metrics(heartbeat_interval_s=0.1)
     await eventually(lambda: len([b for b in beats.messages if b.node == metrics.node_id]) >= 6)
     times = [b.at for b in beats.messages if b.node == metrics.node_id]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(0.05 < gap < 0.3 for gap in gaps), gaps
 
 

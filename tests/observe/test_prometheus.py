@@ -101,9 +101,7 @@ async def test_the_gateway_http_requests_reach_the_metrics_actor(make_gateway, s
 
     async def counted() -> bool:
         samples = await scrape(metrics.metrics_url)
-        return (
-            value(samples, "mlbuffet_http_requests_total", route="/api/test", status="200") == 4
-        )
+        return value(samples, "mlbuffet_http_requests_total", route="/api/test", status="200") == 4
 
     await eventually(counted)
 
