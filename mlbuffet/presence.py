@@ -84,6 +84,8 @@ class Presence:
             queue_group=queue_group or self.node_id,
             metadata={"node": self.node_id},
         )
+        # nats.micro subscribes without a flush: make sure the server knows before we say ready.
+        await self.nc.flush()
 
     async def stop(self) -> None:
         await self.heartbeat.stop()

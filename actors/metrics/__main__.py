@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 
+from actors.base import serve_actor
 from actors.metrics.config import DEFAULT_METRICS_PORT, MetricsConfig
 from actors.metrics.service import MetricsService
 from mlbuffet.config import (
@@ -17,9 +18,8 @@ from mlbuffet.config import (
     env_int,
     nats_config_from,
 )
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.nodes import new_node_id
-from mlbuffet.runner import StartupError, announce, run_role
+from mlbuffet.runner import run_role
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[MetricsConfig, str]:
@@ -70,19 +70,14 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
 
 async def serve(config: MetricsConfig, stop: asyncio.Event) -> int:
     node_id = config.node_id or new_node_id("metrics")
-    try:
-        nc = await connect(config.nats, name=node_id)
-    except NatsUnavailableError as exc:
-        raise StartupError(str(exc)) from None
-    try:
-        actor = MetricsService(nc, config, node_id)
-        await actor.start()
-        announce(f"metrics {node_id} ready, prometheus on {actor.metrics_url}")
-        await stop.wait()
-        await actor.drain(config.drain_timeout_s)
-    finally:
-        await close_quietly(nc)
-    return 0
+    return await serve_actor(
+        config.nats,
+        node_id,
+        lambda nc: MetricsService(nc, config, node_id),
+        lambda actor: f"metrics {node_id} ready, prometheus on {actor.metrics_url}",
+        config.drain_timeout_s,
+        stop,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
