@@ -91,6 +91,14 @@ class HttpMetrics(Collector):
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+"""Any other method is counted as OTHER: a client must not be able to grow the label set."""
+
+
+def method_of(request: web.Request) -> str:
+    return request.method if request.method in KNOWN_METHODS else "OTHER"
+
+
 def route_of(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else UNMATCHED
@@ -115,4 +123,4 @@ async def http_metrics_middleware(request: web.Request, handler: Handler) -> web
         raise
     finally:
         metrics.in_flight -= 1
-        metrics.count(route_of(request), request.method, status, time.perf_counter() - started)
+        metrics.count(route_of(request), method_of(request), status, time.perf_counter() - started)
