@@ -63,6 +63,10 @@ async def test_a_killed_modelhost_is_down_within_three_intervals_and_up_when_bac
         silent = down.at - last_beat
         assert DOWN_AFTER * HOST_INTERVAL_S <= silent <= DOWN_AFTER * HOST_INTERVAL_S + SLACK_S
         assert down.at - killed_at <= DOWN_AFTER * HOST_INTERVAL_S + SLACK_S
+        print(
+            f"\nSIGKILL -> down event {down.at - killed_at:.2f}s, last heartbeat -> down "
+            f"{silent:.2f}s (interval {HOST_INTERVAL_S}s, down after {DOWN_AFTER})"
+        )
 
         # The same node id started again is up again.
         process = await start_modelhost_process(nats_server, node, tmp_path / "host.log")
