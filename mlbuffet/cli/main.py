@@ -9,7 +9,7 @@ from collections.abc import Sequence
 ROLES: dict[str, tuple[str, str]] = {
     "up": (
         "mlbuffet.cli.up",
-        "nats-server, gateway and modelhosts on this machine, in one command",
+        "nats-server, gateway, modelhosts and a metrics actor on this machine, in one command",
     ),
     "gateway": ("gateway.__main__", "the REST gateway"),
     "modelhost": ("actors.modelhost.__main__", "a modelhost serving models from the registry"),

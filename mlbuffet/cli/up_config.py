@@ -81,7 +81,7 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[UpConfig, str]:
     parser = argparse.ArgumentParser(
         prog="mlbuffet up",
-        description="Run nats-server, the REST gateway and modelhosts on this machine until Ctrl-C.",
+        description="Run nats-server, the REST gateway, modelhosts and a metrics actor on this machine until Ctrl-C.",
     )
     add = parser.add_argument
     add(
