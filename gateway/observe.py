@@ -44,14 +44,17 @@ class Event:
 
 
 def event_from(msg: Msg) -> Event | None:
-    """An event message as JSON; None for one that is not a msgpack map."""
+    """An event message as JSON; None for one that is not a msgpack map JSON can carry."""
     kind = msg.subject.split(".")[2] if msg.subject.count(".") >= 2 else "event"
     try:
         raw = unpack_map(msg.data)
     except MLBuffetError:
         return None
     raw.setdefault("subject", msg.subject)
-    return Event(kind, json.dumps(raw, default=_jsonable, ensure_ascii=False))
+    try:
+        return Event(kind, json.dumps(raw, default=_jsonable, ensure_ascii=False))
+    except (TypeError, ValueError):  # a map JSON cannot say (bytes keys, say): skipped
+        return None
 
 
 def _jsonable(value: Any) -> Any:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import msgpack
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -163,3 +164,15 @@ async def test_dashboard_is_one_static_page_with_security_headers(gateway):
 def test_made_up_methods_do_not_grow_the_label_set():
     assert method_of(make_mocked_request("BREW", "/api/test")) == "OTHER"
     assert method_of(make_mocked_request("DELETE", "/api/test")) == "DELETE"
+
+
+async def test_events_that_json_cannot_carry_are_skipped(gateway, nc):
+    response = await gateway.get("/api/v1/events")
+    await response.content.readline()
+    await response.content.readline()
+    await nc.publish("mlbuffet.events.model.x", b"\xc1 not msgpack")
+    await nc.publish("mlbuffet.events.model.x", msgpack.packb({b"raw": 1}, use_bin_type=True))
+    await nc.publish("mlbuffet.events.model.x", msgpack.packb({"event": "ok", "blob": b"\x01"}))
+    kind, event = await read_event(response)
+    assert (kind, event["event"], event["blob"]) == ("model", "ok", "01")
+    response.close()
