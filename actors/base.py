@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any, ClassVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar, TypeVar
 
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
+
+from mlbuffet.config import NatsConfig
+from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.runner import StartupError, announce
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +178,30 @@ class Actor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+A = TypeVar("A", bound=Actor)
+
+
+async def serve_actor(
+    nats: NatsConfig,
+    node_id: str,
+    build: Callable[[Client], A],
+    ready_line: Callable[[A], str],
+    drain_timeout_s: float,
+    stop: asyncio.Event,
+) -> int:
+    """The life of an actor process: connect, start, say it is ready, drain on `stop`."""
+    try:
+        nc = await connect(nats, name=node_id)
+    except NatsUnavailableError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        actor = build(nc)
+        await actor.start()
+        announce(ready_line(actor))
+        await stop.wait()
+        await actor.drain(drain_timeout_s)
+    finally:
+        await close_quietly(nc)
+    return 0

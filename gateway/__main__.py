@@ -80,6 +80,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         drain_timeout_s=args.drain_timeout,
         tmp_dir=Path(args.tmp_dir) if args.tmp_dir else None,
         access_log=args.access_log,
+        heartbeat_interval_s=args.heartbeat_interval,
     )
     return config, args.log_level
 

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from gateway.config import GatewayConfig
 from gateway.envelope import errors_middleware
+from gateway.http_metrics import HTTP_METRICS, HttpMetrics, http_metrics_middleware
+from gateway.observe import EVENT_FEEDS, EventFeeds, close_event_feeds, presence_context
 from gateway.routes import ROUTES, Route
 from gateway.routes.root import HELP
 from gateway.service import CONFIG, NODE_ID, mesh_context
@@ -27,11 +29,19 @@ def render_help(routes: tuple[Route, ...]) -> str:
 def create_app(config: GatewayConfig, node_id: str | None = None) -> web.Application:
     """The gateway application; NATS is connected when the app starts, not here."""
     # Uploads stream past client_max_size (see uploads.py); it bounds every other body.
-    app = web.Application(middlewares=[errors_middleware], client_max_size=config.max_request_bytes)
+    # The metrics middleware is outermost: it counts the status the errors middleware rendered.
+    app = web.Application(
+        middlewares=[http_metrics_middleware, errors_middleware],
+        client_max_size=config.max_request_bytes,
+    )
     app[CONFIG] = config
     app[NODE_ID] = node_id or config.node_id or new_node_id("gateway")
     app[HELP] = render_help(ROUTES)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
+    app[HTTP_METRICS] = HttpMetrics()
+    app[EVENT_FEEDS] = EventFeeds()
     app.cleanup_ctx.append(mesh_context)
+    app.cleanup_ctx.append(presence_context)
+    app.on_shutdown.append(close_event_feeds)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlbuffet.config import ConfigError, NatsConfig
+from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
 
 MIB = 1024 * 1024
 
@@ -31,6 +31,7 @@ class GatewayConfig:
     access_log: bool = False
     registry_replicas: int | None = None
     """Copies of the registry buckets when this node creates them; None: 3 on a cluster of 3+ JetStream nodes, else 1."""
+    heartbeat_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -44,3 +45,4 @@ class GatewayConfig:
                 raise ConfigError(f"{setting} must be positive")
         if self.no_responders_wait_s < 0 or self.drain_timeout_s < 0:
             raise ConfigError("waits and timeouts must not be negative")
+        check_heartbeat_interval(self.heartbeat_interval_s)

@@ -17,6 +17,7 @@ from typing import Any
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
+MIN_HEARTBEAT_INTERVAL_S = 0.05
 
 
 class ConfigError(ValueError):
@@ -133,7 +134,19 @@ def add_actor_arguments(
         default=env_float(environ, "DRAIN_TIMEOUT", 30.0),
         help="on SIGTERM, time to finish in-flight requests (MLBUFFET_DRAIN_TIMEOUT; default %(default)s)",
     )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        metavar="SECONDS",
+        default=env_float(environ, "HEARTBEAT_INTERVAL", 2.0),
+        help="seconds between heartbeats (MLBUFFET_HEARTBEAT_INTERVAL; default %(default)s)",
+    )
     add_log_level_argument(parser, environ, f"of this {role}")
+
+
+def check_heartbeat_interval(seconds: float) -> None:
+    if not seconds >= MIN_HEARTBEAT_INTERVAL_S:
+        raise ConfigError(f"--heartbeat-interval must be at least {MIN_HEARTBEAT_INTERVAL_S}s")
 
 
 def nats_config_from(args: argparse.Namespace) -> NatsConfig:

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 
+from actors.base import serve_actor
 from actors.modelhost.config import ModelhostConfig, default_workers
 from actors.modelhost.service import ModelhostService
 from mlbuffet.config import (
@@ -17,9 +18,8 @@ from mlbuffet.config import (
     nats_config_from,
     split_urls,
 )
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.nodes import new_node_id
-from mlbuffet.runner import StartupError, announce, run_role
+from mlbuffet.runner import run_role
 
 
 def parse_args(
@@ -70,26 +70,26 @@ def parse_args(
         intra_op_threads=args.intra_op_threads,
         pinned_versions=args.pinned_versions,
         drain_timeout_s=args.drain_timeout,
+        heartbeat_interval_s=args.heartbeat_interval,
     )
     return config, args.log_level
 
 
+def ready_line(host: ModelhostService) -> str:
+    served = ", ".join(f"{n}:{m.default.version}" for n, m in sorted(host.served.items()))
+    return f"modelhost {host.node_id} ready, serving {served or 'no models yet'}"
+
+
 async def serve(config: ModelhostConfig, stop: asyncio.Event) -> int:
     node_id = config.node_id or new_node_id("modelhost")
-    try:
-        nc = await connect(config.nats, name=node_id)
-    except NatsUnavailableError as exc:
-        raise StartupError(str(exc)) from None
-    try:
-        host = ModelhostService(nc, config, node_id)
-        await host.start()
-        served = ", ".join(f"{n}:{m.default.version}" for n, m in sorted(host.served.items()))
-        announce(f"modelhost {node_id} ready, serving {served or 'no models yet'}")
-        await stop.wait()
-        await host.drain(config.drain_timeout_s)
-    finally:
-        await close_quietly(nc)
-    return 0
+    return await serve_actor(
+        config.nats,
+        node_id,
+        lambda nc: ModelhostService(nc, config, node_id),
+        ready_line,
+        config.drain_timeout_s,
+        stop,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

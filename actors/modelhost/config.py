@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from mlbuffet.config import ConfigError, NatsConfig
+from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
 from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.names import parse_model_name
 
@@ -31,6 +31,7 @@ class ModelhostConfig:
     drain_timeout_s: float = 30.0
     registry_replicas: int | None = None
     """Copies of the registry buckets when this node creates them; None: 3 on a cluster of 3+ JetStream nodes, else 1."""
+    heartbeat_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.models is not None:
@@ -50,3 +51,4 @@ class ModelhostConfig:
             raise ConfigError("--pinned-versions must not be negative")
         if self.drain_timeout_s < 0:
             raise ConfigError("--drain-timeout must not be negative")
+        check_heartbeat_interval(self.heartbeat_interval_s)

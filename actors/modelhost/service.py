@@ -25,6 +25,9 @@ from actors.base import Actor
 from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings
 from actors.modelhost.stats import HostStats
+from mlbuffet.heartbeat import NodeLoad
+from mlbuffet.histograms import merged, summary
+from mlbuffet.presence import Presence
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     BadRequestError,
@@ -39,6 +42,7 @@ from mlbuffet.protocol.messages import (
     EchoRequest,
     InferRequest,
     InferResponse,
+    LoadedModel,
     ModelEvent,
     Output,
     pack,
@@ -81,6 +85,9 @@ class ModelhostService(Actor):
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="model-loader")
         self.registry: Registry | None = None
         self.view: RegistryView | None = None
+        self.presence = Presence(
+            nc, self.role, node_id, self.heartbeat_load, config.heartbeat_interval_s
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -94,6 +101,7 @@ class ModelhostService(Actor):
         await self.view.start()
         # The initial state arrived through the listener; wait for those loads.
         await self.settle()
+        await self.presence.start()
 
     async def settle(self) -> None:
         """Wait until every registry change seen so far has been acted on."""
@@ -101,6 +109,7 @@ class ModelhostService(Actor):
             await asyncio.gather(*set(self._reconciles), return_exceptions=True)
 
     async def on_stop(self) -> None:
+        await self.presence.stop()
         if self.view is not None:
             await self.view.stop()
         # A load cut off mid-download would leave nats-py's chunk subscription
@@ -113,6 +122,21 @@ class ModelhostService(Actor):
         self.served.clear()
         self._compute.shutdown(wait=False, cancel_futures=True)
         self._loader.shutdown(wait=False, cancel_futures=True)
+
+    def heartbeat_load(self) -> NodeLoad:
+        """What this host's heartbeat says: versions loaded, requests in flight, stats since start."""
+        counters = self.stats.to_dict()
+        loaded = [
+            LoadedModel(name, version)
+            for name, served in self.served.items()
+            for version in sorted({served.default.version, *served.pinned})
+        ]
+        return NodeLoad(
+            in_flight=self.stats.in_flight,
+            models=tuple(sorted(loaded, key=lambda m: (m.model, m.version))),
+            counters=counters,
+            latency=summary(merged(v["latency"] for v in counters["models"].values())),
+        )
 
     def serves(self, name: str) -> bool:
         return self.config.models is None or name in self.config.models

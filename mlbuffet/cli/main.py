@@ -9,10 +9,16 @@ from collections.abc import Sequence
 ROLES: dict[str, tuple[str, str]] = {
     "up": (
         "mlbuffet.cli.up",
-        "nats-server, gateway and modelhosts on this machine, in one command",
+        "nats-server, gateway, modelhosts and a metrics actor on this machine, in one command",
     ),
     "gateway": ("gateway.__main__", "the REST gateway"),
     "modelhost": ("actors.modelhost.__main__", "a modelhost serving models from the registry"),
+    "metrics": (
+        "actors.metrics.__main__",
+        "the metrics actor: cluster view, node events, Prometheus metrics",
+    ),
+    "status": ("mlbuffet.cli.status", "a table of the cluster's nodes and models"),
+    "events": ("mlbuffet.cli.events", "follow the event stream (models, nodes)"),
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
 }
 

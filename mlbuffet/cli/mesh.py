@@ -1,10 +1,11 @@
-"""What `mlbuffet up` runs: nats-server, a gateway and N modelhosts, started and stopped in order.
+"""What `mlbuffet up` runs: nats-server, a gateway, N modelhosts and a metrics actor, in order.
 
 Start: check ports, start nats-server, open the registry (creating it on
 first start), then launch every child in parallel while the sample models
 are registered, and wait until the gateway listens and every modelhost
 serves every sample. Stop: gateway first (it stops taking requests), then
-the modelhosts (they drain), then nats-server (it flushes JetStream).
+the modelhosts (they drain) and the metrics actor, then nats-server (it
+flushes JetStream).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from mlbuffet.runner import StartupError
 
 GATEWAY_READY = re.compile(r"^gateway (\S+) listening on (http://\S+)$")
 MODELHOST_READY = re.compile(r"^modelhost (\S+) ready, serving (.*)$")
+METRICS_READY = re.compile(r"^metrics (\S+) ready, prometheus on (http://\S+)$")
 
 STOP_GRACE_S = 5.0
 """How much longer than the children's drain timeout `up` waits before it kills them."""
@@ -59,7 +61,9 @@ class Mesh:
         self.nats_urls: tuple[str, ...] = config.nats_urls
         self.gateway: ChildProcess | None = None
         self.modelhosts: list[ChildProcess] = []
+        self.metrics: ChildProcess | None = None
         self.rest_url = ""
+        self.metrics_url = ""
         self.samples_registered: list[str] = []
         self.models: list[str] = []
         self.supervisor: Supervisor | None = None
@@ -68,13 +72,15 @@ class Mesh:
 
     @property
     def children(self) -> list[ChildProcess]:
-        return [c for c in (self.gateway, *self.modelhosts) if c is not None]
+        return [c for c in (self.gateway, *self.modelhosts, self.metrics) if c is not None]
 
     async def start(self) -> None:
         """Bring everything up; StartupError (one line for the user) if any part cannot start."""
         config = self.config
         try:
             check_port_free(config.host, config.port, "REST gateway, --port")
+            if config.metrics_port > 0:
+                check_port_free(config.host, config.metrics_port, "metrics, --metrics-port")
             if config.embedded_nats:
                 check_port_free(config.nats_host, config.nats_port, "NATS, --nats-port")
                 config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -111,6 +117,20 @@ class Mesh:
             )
             for i in range(1, config.modelhosts + 1)
         ]
+        if config.metrics_port >= 0:
+            self.metrics = self._child(
+                "metrics",
+                role_command(
+                    "metrics",
+                    *nats_args,
+                    "--metrics-host",
+                    config.host,
+                    "--metrics-port",
+                    str(config.metrics_port),
+                    *common,
+                ),
+                METRICS_READY,
+            )
         jobs: list[Coroutine[Any, Any, Any]] = [
             child.launch(config.startup_timeout_s) for child in self.children
         ]
@@ -126,6 +146,7 @@ class Mesh:
                 f"the modelhosts did not load the sample models within {config.startup_timeout_s:.0f}s"
             ) from None
         self._pin_gateway_port()
+        self._pin_metrics_port()
         self.models = [f"{r.name}:{r.default_version}" for r in await registry.list()]
         for unit in (self.nats, *self.children):
             if unit is not None:
@@ -154,6 +175,16 @@ class Mesh:
         argv = list(self.gateway.spec.argv)
         argv[argv.index("--port") + 1] = port
         self.gateway.spec = replace(self.gateway.spec, argv=tuple(argv))
+
+    def _pin_metrics_port(self) -> None:
+        """As the gateway's: Prometheus keeps scraping the same port across restarts."""
+        if self.metrics is None or self.metrics.ready_match is None:
+            return
+        self.metrics_url = self.metrics.ready_match.group(2)
+        port = self.metrics_url.rsplit(":", 1)[1].split("/", 1)[0]
+        argv = list(self.metrics.spec.argv)
+        argv[argv.index("--metrics-port") + 1] = port
+        self.metrics.spec = replace(self.metrics.spec, argv=tuple(argv))
 
     def kill_now(self) -> None:
         """A second Ctrl-C: no more waiting for anyone."""
@@ -188,6 +219,11 @@ class Mesh:
             nats_where = "external"
             data = "kept by the external NATS (JetStream)"
         models = ", ".join(self.models) or "none yet"
+        metrics = (
+            f"{self.metrics_url}  (metrics actor, pid {self.metrics.pid})"
+            if self.metrics is not None
+            else "off (--metrics-port -1)"
+        )
         if self.samples_registered:
             models += " (sample models, registered on this first start)"
         return [
@@ -195,6 +231,8 @@ class Mesh:
             f"[up] NATS        {nats_url}  ({nats_where})",
             f"[up] data        {data}",
             f"[up] modelhosts  {hosts}",
+            f"[up] metrics     {metrics}",
+            f"[up] dashboard   {self.rest_url}/dashboard",
             f"[up] models      {models}",
             f"MLBuffet is up in {elapsed_s:.1f}s: REST {self.rest_url} NATS {nats_url} "
             f"data {data if self.nats else '-'} (Ctrl-C stops it)",

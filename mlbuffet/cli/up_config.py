@@ -34,6 +34,8 @@ class UpConfig:
     nats_urls: tuple[str, ...] = ()
     """An existing NATS to use instead of starting one; empty starts the embedded server."""
     modelhosts: int = 2
+    metrics_port: int = 9091
+    """Prometheus endpoint of the metrics actor; 0 picks a free one, -1 runs no metrics actor."""
     samples: bool = True
     """Register the sample models when the registry is created (first start)."""
     log_level: str = "info"
@@ -49,6 +51,10 @@ class UpConfig:
         for setting, port in (("--port", self.port), ("--nats-port", self.nats_port)):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{setting} {port}: not a TCP port (0 picks a free one)")
+        if not -1 <= self.metrics_port <= 65535:
+            raise ConfigError(
+                f"--metrics-port {self.metrics_port}: not a TCP port (0 picks a free one, -1 none)"
+            )
         if self.modelhosts < 0:
             raise ConfigError("--modelhosts must not be negative")
         if self.nats_urls:
@@ -75,7 +81,7 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[UpConfig, str]:
     parser = argparse.ArgumentParser(
         prog="mlbuffet up",
-        description="Run nats-server, the REST gateway and modelhosts on this machine until Ctrl-C.",
+        description="Run nats-server, the REST gateway, modelhosts and a metrics actor on this machine until Ctrl-C.",
     )
     add = parser.add_argument
     add(
@@ -119,6 +125,13 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         help="modelhost processes to run (MLBUFFET_MODELHOSTS; default %(default)s)",
     )
     add(
+        "--metrics-port",
+        type=int,
+        default=env_int(environ, "METRICS_PORT", 9091),
+        help="Prometheus port of the metrics actor, 0 for any free one, -1 for no metrics actor "
+        "(MLBUFFET_METRICS_PORT; default %(default)s)",
+    )
+    add(
         "--no-samples",
         action="store_true",
         default=_flag(environ, "NO_SAMPLES"),
@@ -148,6 +161,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         nats_port=args.nats_port,
         nats_urls=split_urls(args.nats) if args.nats else (),
         modelhosts=args.modelhosts,
+        metrics_port=args.metrics_port,
         samples=not args.no_samples,
         log_level=args.log_level,
         drain_timeout_s=args.drain_timeout,

@@ -257,7 +257,193 @@ class ModelEvent:
         )
 
 
-Message = InferRequest | InferResponse | EchoRequest | EchoReply | ModelEvent
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model version a node has in memory."""
+
+    model: str
+    version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> LoadedModel:
+        if not isinstance(raw, Mapping):
+            raise BadRequestError("a loaded model must be a map")
+        return cls(
+            model=_field(raw, "model", str, "loaded model"),
+            version=_field(raw, "version", int, "loaded model"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Subject mlbuffet.heartbeat.<role>.<node>: a node says it is alive, and how it is doing.
+
+    Counters run from `started_at` and only grow, so a reader can take the
+    difference of two heartbeats and add up several nodes' counters.
+    """
+
+    TYPE = "mlbuffet.heartbeat.v1"
+
+    node: str
+    role: str
+    host: str
+    pid: int
+    version: str
+    """MLBuffet's version."""
+    started_at: float
+    """Unix time the process started, in seconds."""
+    at: float
+    """Unix time of this heartbeat."""
+    interval_s: float
+    """Seconds until the next heartbeat: a reader declares the node down after missing a few."""
+    cpu_percent: float
+    """Process CPU time over wall time since the previous heartbeat (100 = one core)."""
+    rss_bytes: int
+    in_flight: int
+    """Requests being served right now."""
+    models: tuple[LoadedModel, ...] = ()
+    counters: Mapping[str, Any] = field(default_factory=dict)
+    """Role-specific counters since start (docs/protocol.md lists them)."""
+    latency: Mapping[str, Any] = field(default_factory=dict)
+    """Summary over every request since start: count, mean_s, p50_s, p99_s."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "node": self.node,
+            "role": self.role,
+            "host": self.host,
+            "pid": self.pid,
+            "version": self.version,
+            "started_at": self.started_at,
+            "at": self.at,
+            "interval_s": self.interval_s,
+            "cpu_percent": self.cpu_percent,
+            "rss_bytes": self.rss_bytes,
+            "in_flight": self.in_flight,
+            "models": [m.to_dict() for m in self.models],
+            "counters": dict(self.counters),
+            "latency": dict(self.latency),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Heartbeat:
+        _check_type(raw, cls.TYPE)
+        what = "heartbeat"
+        number = (int, float)
+        return cls(
+            node=_field(raw, "node", str, what),
+            role=_field(raw, "role", str, what),
+            host=_field(raw, "host", str, what),
+            pid=_field(raw, "pid", int, what),
+            version=_field(raw, "version", str, what),
+            started_at=float(_field(raw, "started_at", number, what)),
+            at=float(_field(raw, "at", number, what)),
+            interval_s=float(_field(raw, "interval_s", number, what)),
+            cpu_percent=float(_field(raw, "cpu_percent", number, what)),
+            rss_bytes=_field(raw, "rss_bytes", int, what),
+            in_flight=_field(raw, "in_flight", int, what),
+            models=tuple(
+                LoadedModel.from_dict(m) for m in _optional(raw, "models", list, what) or ()
+            ),
+            counters=_optional(raw, "counters", dict, what) or {},
+            latency=_optional(raw, "latency", dict, what) or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    """Subject mlbuffet.events.node.<node>: the metrics actor saw a node come up or go down."""
+
+    TYPE = "mlbuffet.node_event.v1"
+
+    UP = "up"
+    DOWN = "down"
+
+    event: str
+    node: str
+    role: str
+    at: float
+    """Unix time in seconds."""
+    last_seen: float
+    """Unix time of the node's last heartbeat."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "event": self.event,
+            "node": self.node,
+            "role": self.role,
+            "at": self.at,
+            "last_seen": self.last_seen,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> NodeEvent:
+        _check_type(raw, cls.TYPE)
+        what = "node event"
+        return cls(
+            event=_field(raw, "event", str, what),
+            node=_field(raw, "node", str, what),
+            role=_field(raw, "role", str, what),
+            at=float(_field(raw, "at", (int, float), what)),
+            last_seen=float(_field(raw, "last_seen", (int, float), what)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """Reply of mlbuffet.cluster.status: every node and every model, as the metrics actor sees them.
+
+    `nodes` and `models` are lists of plain maps (docs/protocol.md has their fields).
+    """
+
+    TYPE = "mlbuffet.cluster_status.v1"
+
+    node: str
+    """The metrics actor that answered."""
+    at: float
+    nodes: tuple[Mapping[str, Any], ...] = ()
+    models: tuple[Mapping[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "node": self.node,
+            "at": self.at,
+            "nodes": [dict(n) for n in self.nodes],
+            "models": [dict(m) for m in self.models],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ClusterStatus:
+        _check_type(raw, cls.TYPE)
+        what = "cluster status"
+        nodes = _field(raw, "nodes", list, what)
+        models = _field(raw, "models", list, what)
+        if not all(isinstance(n, Mapping) for n in (*nodes, *models)):
+            raise BadRequestError("cluster status: nodes and models must be maps")
+        return cls(
+            node=_field(raw, "node", str, what),
+            at=float(_field(raw, "at", (int, float), what)),
+            nodes=tuple(nodes),
+            models=tuple(models),
+        )
+
+
+Message = (
+    InferRequest
+    | InferResponse
+    | EchoRequest
+    | EchoReply
+    | ModelEvent
+    | Heartbeat
+    | NodeEvent
+    | ClusterStatus
+)
 
 
 def pack(message: Message) -> bytes:

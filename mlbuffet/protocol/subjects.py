@@ -19,6 +19,12 @@ MODELHOST_QUEUE = "modelhost"
 
 TRAINER_QUEUE = "trainer"
 
+METRICS_QUEUE = "metrics"
+"""Queue group of the cluster-status endpoint: one metrics actor answers each request."""
+
+SERVICE_PREFIX = "mlbuffet-"
+"""Every actor is a NATS micro service named `mlbuffet-<role>` ($SRV.PING finds them all)."""
+
 MODELS_BUCKET = "mlbuffet_models"
 """JetStream KV bucket: one key per model, the value a JSON ModelRecord."""
 
@@ -82,7 +88,13 @@ def all_events() -> str:
     return f"{PREFIX}.events.>"
 
 
+def node_events(node: str) -> str:
+    """A node came up or went down (published by the metrics actor)."""
+    return f"{PREFIX}.events.node.{node}"
+
+
 def heartbeat(role: str, node: str) -> str:
+    """Every node publishes its Heartbeat here every few seconds."""
     return f"{PREFIX}.heartbeat.{role}.{node}"
 
 
@@ -90,8 +102,19 @@ def all_heartbeats() -> str:
     return f"{PREFIX}.heartbeat.>"
 
 
+def node_heartbeat_now(node: str) -> str:
+    """Request/reply: the node's current Heartbeat at once (its micro service's `heartbeat` endpoint)."""
+    return f"{PREFIX}.node.{node}.heartbeat"
+
+
 def cluster_status() -> str:
+    """Request/reply: the metrics actor's ClusterStatus."""
     return f"{PREFIX}.cluster.status"
+
+
+def service_name(role: str) -> str:
+    """The NATS micro service name of a role."""
+    return f"{SERVICE_PREFIX}{role}"
 
 
 def file_object(model: str, version: int) -> str:

@@ -231,7 +231,18 @@ def start_up(tmp_path: Path) -> Iterator[StartUp]:
 
     def start(*args: str, data_dir: Path | None = None) -> Up:
         data = data_dir or tmp_path / "data"
-        argv = ["up", "--nats-port", "0", "--port", "0", "--data-dir", str(data), *args]
+        argv = [
+            "up",
+            "--nats-port",
+            "0",
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--data-dir",
+            str(data),
+            *args,
+        ]
         proc = _popen(tmp_path, f"up-{next(counter)}", argv)
         up = Up(proc.process, proc.out_path, proc.err_path, proc.started_at)
         started.append(up)

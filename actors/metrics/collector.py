@@ -1,0 +1,167 @@
+"""Prometheus metrics built from the latest heartbeat of every node, at scrape time.
+
+Heartbeat counters run from each node's start and only grow, so they are
+exported as real Prometheus counters and histograms: a scrape shows exactly
+what the nodes counted (as of their last heartbeat), and `rate()`/`increase()`
+work as usual. Names follow Triton's (`nv_inference_request_success` ->
+`mlbuffet_inference_request_success_total`); docs/metrics.md lists them all.
+Only nodes that are up export counters; `mlbuffet_node_up` covers every node
+the view still knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from actors.metrics.cluster import ClusterView, http_requests, version_stats
+from mlbuffet.histograms import BucketHistogram
+
+VERSION_LABELS = ["model", "version", "node"]
+NODE_LABELS = ["node", "role"]
+
+HISTOGRAMS = (
+    (
+        "latency",
+        "mlbuffet_inference_request_duration_seconds",
+        "Time from a request's arrival at a modelhost to its reply, successes and failures",
+    ),
+    (
+        "queue",
+        "mlbuffet_inference_queue_duration_seconds",
+        "Time a successful request waited before the onnxruntime run that computed it",
+    ),
+    (
+        "compute",
+        "mlbuffet_inference_compute_duration_seconds",
+        "Duration of the onnxruntime run that computed a successful request",
+    ),
+    (
+        "batch_size",
+        "mlbuffet_inference_batch_size",
+        "Rows in the onnxruntime run that computed each successful request",
+    ),
+)
+
+
+def histogram_buckets(histogram: BucketHistogram) -> list[tuple[str, float]]:
+    """Prometheus' cumulative `le` buckets; `le` written as the client library writes it."""
+    return [
+        ("+Inf" if bound == float("inf") else repr(float(bound)), float(count))
+        for bound, count in histogram.cumulative()
+    ]
+
+
+class ClusterCollector(Collector):
+    def __init__(self, view: ClusterView) -> None:
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._node_gauges()
+        yield from self._inference()
+        yield from self._http()
+
+    def _node_gauges(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "mlbuffet_node_up", "1 if the node's heartbeats arrive, else 0", labels=NODE_LABELS
+        )
+        cpu = GaugeMetricFamily(
+            "mlbuffet_node_cpu_percent",
+            "Process CPU over the last heartbeat interval, in percent of one core",
+            labels=NODE_LABELS,
+        )
+        rss = GaugeMetricFamily(
+            "mlbuffet_node_rss_bytes", "Resident memory of the process", labels=NODE_LABELS
+        )
+        models = GaugeMetricFamily(
+            "mlbuffet_node_models_loaded", "Model versions loaded in memory", labels=NODE_LABELS
+        )
+        pending = GaugeMetricFamily(
+            "mlbuffet_inference_pending_requests",
+            "Requests being served right now (in flight on the node)",
+            labels=NODE_LABELS,
+        )
+        for state in self.view.nodes.values():
+            labels = [state.beat.node, state.beat.role]
+            up.add_metric(labels, 1.0 if state.up else 0.0)
+            if not state.up:
+                continue
+            cpu.add_metric(labels, state.beat.cpu_percent)
+            rss.add_metric(labels, float(state.beat.rss_bytes))
+            models.add_metric(labels, float(len(state.beat.models)))
+            pending.add_metric(labels, float(state.beat.in_flight))
+        yield from (up, cpu, rss, models, pending)
+
+    def _inference(self) -> Iterator[Metric]:
+        success = CounterMetricFamily(
+            "mlbuffet_inference_request_success",
+            "Inference requests answered with a result",
+            labels=VERSION_LABELS,
+        )
+        failure = CounterMetricFamily(
+            "mlbuffet_inference_request_failure",
+            "Inference requests answered with an error once their model version was known",
+            labels=VERSION_LABELS,
+        )
+        expired = CounterMetricFamily(
+            "mlbuffet_inference_request_expired",
+            "Requests dropped unanswered because their deadline had passed on arrival",
+            labels=["node"],
+        )
+        rejected = CounterMetricFamily(
+            "mlbuffet_inference_request_rejected",
+            "Requests that failed before a model version was known (unknown model, bad subject)",
+            labels=["node"],
+        )
+        histograms = {
+            key: HistogramMetricFamily(name, doc, labels=VERSION_LABELS)
+            for key, name, doc in HISTOGRAMS
+        }
+        for state in self.view.up_nodes():
+            beat = state.beat
+            if beat.role != "modelhost":
+                continue
+            expired.add_metric([beat.node], _number(beat.counters.get("expired")))
+            rejected.add_metric([beat.node], _number(beat.counters.get("rejected")))
+            for (model, version), stats in version_stats(beat).items():
+                labels = [model, str(version), beat.node]
+                success.add_metric(labels, _number(stats.get("success")))
+                failure.add_metric(labels, _number(stats.get("failure")))
+                for key, family in histograms.items():
+                    histogram = BucketHistogram.from_wire(stats.get(key))
+                    if histogram is not None:
+                        family.add_metric(
+                            labels, histogram_buckets(histogram), sum_value=histogram.sum
+                        )
+        yield from (success, failure, expired, rejected, *histograms.values())
+
+    def _http(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "mlbuffet_http_requests",
+            "HTTP requests a gateway answered, by route template, method and status",
+            labels=["node", "route", "method", "status"],
+        )
+        for state in self.view.up_nodes():
+            for row in http_requests(state.beat):
+                requests.add_metric(
+                    [
+                        state.beat.node,
+                        str(row.get("route", "")),
+                        str(row.get("method", "")),
+                        str(row.get("status", "")),
+                    ],
+                    _number(row.get("count")),
+                )
+        yield requests
+
+
+def _number(raw: Any) -> float:
+    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else 0.0
