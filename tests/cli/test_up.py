@@ -20,8 +20,9 @@ from tests.cli.rest import ok, predict
 
 pytestmark = pytest.mark.processes
 
-FIRST_PREDICTION_BOUND_S = 10.0
-"""Generous for a loaded 2-core CI running tests in parallel; the figure itself is printed."""
+FIRST_PREDICTION_BOUND_S = 30.0
+"""A bound that says `up` works, not a speed target: that lives in `python -m bench`
+(3 s). A 2-core machine running the suite in parallel starts up to 16 s slower."""
 
 ORPHAN_BOUND_S = 45.0
 
