@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,12 @@ from mlbuffet.registry import signature_of
 log = logging.getLogger(__name__)
 
 Feeds = dict[str, npt.NDArray[Any]]
+
+INLINE_MAX_S = 0.0002
+"""Runs typically shorter than this happen on the event loop: handing them to a thread and
+back costs more (tens of microseconds and two wake-ups) than the run itself."""
+_TYPICAL_WEIGHT = 0.1
+"""Weight of the latest run in the moving average of run times."""
 
 _INPUT_FAULTS = (ort_state.InvalidArgument, ort_state.RuntimeException)
 """onnxruntime errors raised by a bad input (wrong dims, an index out of range), not by us."""
@@ -92,6 +99,15 @@ class ModelRuntime:
         self.output_names = tuple(spec.name for spec in self.signature.outputs)
         self.batchable = _batchable(self.signature)
         """Dimension 0 is dynamic on every input and tensor output: requests can be stacked."""
+        self.item_s = 1.0
+        """Moving average of run time per input element (seconds); pessimistic until measured.
+
+        Per element, so a large request of a model whose small ones are cheap is
+        not mistaken for a cheap one (and fixed costs make the guess err high)."""
+
+    def cheap(self, feeds: Feeds) -> bool:
+        """Whether this run is likely short enough for the event loop (see INLINE_MAX_S)."""
+        return self.item_s * _items(feeds) < INLINE_MAX_S
 
     @classmethod
     def load(
@@ -134,6 +150,10 @@ class ModelRuntime:
         try:
             for session in self.sessions:
                 session.run(None, feeds)
+            # Timed once more, now that the lazy initialisation is paid.
+            started = time.perf_counter()
+            self.sessions[0].run(None, feeds)
+            self.item_s = (time.perf_counter() - started) / _items(feeds)
         except Exception as exc:
             log.info(
                 "%s:%s: warm-up run on zeros failed (%s); serving anyway",
@@ -203,7 +223,21 @@ class ModelRuntime:
 
     def run_values(self, feeds: Feeds, names: Sequence[str]) -> list[Any]:
         """onnxruntime's own values, on a free session (waiting for one if all are busy)."""
-        session = self._free.get()
+        values = self._run_on(self._free.get(), feeds, names)
+        return values
+
+    def try_run_values(self, feeds: Feeds, names: Sequence[str]) -> list[Any] | None:
+        """As run_values, but None at once if every session is busy (never blocks the caller)."""
+        try:
+            session = self._free.get_nowait()
+        except queue.Empty:
+            return None
+        return self._run_on(session, feeds, names)
+
+    def _run_on(
+        self, session: ort.InferenceSession, feeds: Feeds, names: Sequence[str]
+    ) -> list[Any]:
+        started = time.perf_counter()
         try:
             values: list[Any] = session.run(list(names), feeds)
         except _INPUT_FAULTS as exc:
@@ -212,7 +246,13 @@ class ModelRuntime:
             ) from None
         finally:
             self._free.put(session)
+        per_item = (time.perf_counter() - started) / _items(feeds)
+        self.item_s += _TYPICAL_WEIGHT * (per_item - self.item_s)
         return values
+
+
+def _items(feeds: Feeds) -> int:
+    return max(1, sum(array.size for array in feeds.values()))
 
 
 def _batchable(signature: Signature) -> bool:

@@ -306,9 +306,14 @@ class ModelhostService(Actor):
             names = runtime.output_list(request.outputs)
             batcher = self._batchers.get(runtime)
             if batcher is None:
-                computed = await asyncio.get_running_loop().run_in_executor(
-                    self._compute, _timed_run, runtime, feeds, names
+                # A run of a few microseconds costs less than the hop to a thread and back.
+                computed = (
+                    _timed_run(runtime, feeds, names, inline=True) if runtime.cheap(feeds) else None
                 )
+                if computed is None:
+                    computed = await asyncio.get_running_loop().run_in_executor(
+                        self._compute, _threaded_run, runtime, feeds, names
+                    )
             else:
                 try:
                     computed = await batcher.infer(
@@ -398,13 +403,26 @@ def _infer_target(subject: str) -> tuple[str, int | None]:
         raise BadRequestError(str(exc)) from None
 
 
-def _timed_run(runtime: ModelRuntime, feeds: Feeds, names: tuple[str, ...]) -> Computed:
-    """Run in a compute thread, timing only the run itself."""
+def _timed_run(
+    runtime: ModelRuntime, feeds: Feeds, names: tuple[str, ...], inline: bool = False
+) -> Computed | None:
+    """Run in a compute thread (or `inline` on the loop: None if no session is free then)."""
     started = time.perf_counter()
-    values = runtime.run_values(feeds, names)
+    if inline:
+        values = runtime.try_run_values(feeds, names)
+        if values is None:
+            return None
+    else:
+        values = runtime.run_values(feeds, names)
     compute_s = time.perf_counter() - started
     outputs = tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
     return Computed(outputs, started, compute_s, _rows(feeds))
+
+
+def _threaded_run(runtime: ModelRuntime, feeds: Feeds, names: tuple[str, ...]) -> Computed:
+    computed = _timed_run(runtime, feeds, names)
+    assert computed is not None  # only an inline run gives up
+    return computed
 
 
 def _rows(feeds: Feeds) -> int:
