@@ -223,7 +223,7 @@ async def aiohttp_inline_row(seconds: float, prefer_wrk: bool) -> Row:
 
 async def mlserver_rest_row(args: argparse.Namespace, folder: Path, prefer_wrk: bool) -> Row:
     scenario = f"MLServer 1.7 /v2 JSON, iris, {REST_CONNECTIONS} conn"
-    python = args.mlserver_python
+    python = os.path.abspath(args.mlserver_python) if args.mlserver_python else None
     if not python:
         return scenarios.unavailable(
             scenario, "give --mlserver-python (bench/peers/mlserver_venv.sh)"
