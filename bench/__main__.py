@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import load, scenarios
+from bench import load, profile, scenarios
 from bench.models import IRIS, IRIS_ROW, build_squeezenet
 from bench.processes import Child, python_child
 from bench.scenarios import REFERENCES, REST_CONNECTIONS, Row, guarded, ratio
@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="python of a separate virtualenv with mlserver and onnxruntime (never this one)",
     )
     parser.add_argument("--no-wrk", action="store_true", help="use the Python HTTP generator")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy the gateway and the iris modelhost during the REST JSON scenario",
+    )
     parser.add_argument(
         "--skip",
         default="",
@@ -146,7 +152,7 @@ async def run_all(args: argparse.Namespace) -> list[Row]:
                 echo = await guarded("raw NATS echo", scenarios.nats_echo(mesh.url, seconds))
                 rows.append(echo)
             await mesh.upload("iris", IRIS)
-            mesh.modelhost("--models", "iris")
+            iris_host = mesh.modelhost("--models", "iris")
             if "nats" not in skip:
                 rows.append(
                     await guarded("nats-py iris", scenarios.nats_iris(mesh.url, seconds, echo))
@@ -165,7 +171,12 @@ async def run_all(args: argparse.Namespace) -> list[Row]:
                 rows.append(mlserver_row)
             if "rest" not in skip:
                 print("bench: REST", file=sys.stderr)
-                rows += await rest_rows(mesh, seconds, prefer_wrk, inline, mlserver_row)
+                targets = None
+                if args.profile:
+                    targets = {"gateway": mesh.children[0], "modelhost": iris_host}
+                rows += await rest_rows(
+                    mesh, seconds, prefer_wrk, inline, mlserver_row, args.profile, targets
+                )
             if "cnn" not in skip or "scale" not in skip:
                 await mesh.upload(
                     "squeezenet", squeezenet, **{k: str(v) for k, v in CNN_SETTINGS.items()}
@@ -246,7 +257,13 @@ async def mlserver_rest_row(args: argparse.Namespace, folder: Path, prefer_wrk: 
 
 
 async def rest_rows(
-    mesh: Mesh, seconds: float, prefer_wrk: bool, inline: Row | None, mlserver_row: Row | None
+    mesh: Mesh,
+    seconds: float,
+    prefer_wrk: bool,
+    inline: Row | None,
+    mlserver_row: Row | None,
+    profile_dir: Path | None = None,
+    targets: dict[str, Child] | None = None,
 ) -> list[Row]:
     json_headers = {"Content-Type": "application/json"}
     binary, binary_headers = scenarios.v2_binary_body()
@@ -273,12 +290,27 @@ async def rest_rows(
             binary_headers,
         ),
     ):
+        recorders = []
+        if profile_dir is not None and targets and path.startswith("/api/"):
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            for name, child in targets.items():
+                samples = profile_dir / f"{name}.txt"
+                recorder = profile.start(child.process.pid, seconds, samples)
+                if recorder is not None:
+                    recorders.append((recorder, samples))
         row = await guarded(
             scenario,
             scenarios.http_row(
                 scenario, mesh.http + path, body, headers, seconds, prefer_wrk=prefer_wrk
             ),
         )
+        if recorders:
+            for recorder, _ in recorders:
+                await asyncio.to_thread(recorder.wait, 60)
+            assert profile_dir is not None
+            text = "\n\n".join(profile.summary(p) for _, p in recorders if p.exists())
+            (profile_dir / "summary.txt").write_text(text + "\n")
+            print(f"bench: profiles in {profile_dir}", file=sys.stderr)
         if row.measured:
             if mlserver_rps:
                 row.ratio, row.versus, row.target = (

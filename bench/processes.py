@@ -99,8 +99,15 @@ def python_child(
     return Child(name, [python or sys.executable, "-m", module, *args], **kw)  # type: ignore[arg-type]
 
 
-def wait_http(url: str, timeout_s: float = START_TIMEOUT_S, expect: int | None = None) -> int:
-    """Poll `url` with GET until it answers (any status, or `expect`); returns the status."""
+def wait_http(
+    url: str,
+    timeout_s: float = START_TIMEOUT_S,
+    expect: int | None = None,
+    child: Child | None = None,
+) -> int:
+    """Poll `url` with GET until it answers (any status, or `expect`); returns the status.
+
+    RuntimeError at once if `child` (the server behind `url`) exits meanwhile."""
     import urllib.error
     import urllib.request
 
@@ -115,6 +122,8 @@ def wait_http(url: str, timeout_s: float = START_TIMEOUT_S, expect: int | None =
             status = 0
         if status and (expect is None or status == expect):
             return status
+        if child is not None and child.process.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with {child.process.returncode}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer in {timeout_s:.0f} s")
         time.sleep(0.1)

@@ -364,7 +364,7 @@ def mlserver(python: str, folder: Path) -> tuple[Child, str]:
     )
     url = f"http://127.0.0.1:{http_port}"
     try:
-        wait_http(f"{url}/v2/models/iris/ready", expect=200, timeout_s=120)
+        wait_http(f"{url}/v2/models/iris/ready", expect=200, timeout_s=60, child=child)
     except RuntimeError:
         tail = "\n".join(child.lines[-15:])
         child.stop()

@@ -5,5 +5,6 @@
 set -euo pipefail
 dir="${1:-.bench-mlserver-venv}"
 python3 -m venv "$dir"
-"$dir/bin/pip" install --quiet "mlserver==1.7.1" onnxruntime
+# uvloop 0.22+ breaks MLServer 1.7.1's inference workers (asyncio.get_event_loop() raises there).
+"$dir/bin/pip" install --quiet "mlserver==1.7.1" "uvloop<0.22" onnxruntime
 "$dir/bin/python" -c 'import mlserver, onnxruntime; print("mlserver", mlserver.__version__, "in", "'"$dir"'")'
