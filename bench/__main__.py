@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     generator = (
         f"wrk ({load.wrk_path()}), 1 thread, Lua bodies"
         if load.wrk_path() and not args.no_wrk
-        else "Python aiohttp generator in the bench process (wrk not found)"
+        else "Python aiohttp generator in the bench process (no wrk, or --no-wrk)"
     )
     began = time.perf_counter()
     rows: list[Row] = run(run_all(args))

@@ -152,31 +152,21 @@ async def python_http(
     seconds: float,
 ) -> Measured:
     """The fallback generator: aiohttp clients in this process (they compete with the server for CPU)."""
-    latencies: list[float] = []
-    failures = 0
-    end = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=connections)
     timeout = aiohttp.ClientTimeout(total=WRK_TIMEOUT_S)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def worker() -> None:
-            nonlocal failures
-            while (now := time.perf_counter()) < end:
-                try:
-                    async with session.post(url, data=body, headers=dict(headers)) as response:
-                        await response.read()
-                        ok = 200 <= response.status < 300
-                except (aiohttp.ClientError, TimeoutError):
-                    ok = False
-                if ok:
-                    latencies.append(time.perf_counter() - now)
-                else:
-                    failures += 1
+        async def call() -> bool:
+            async with session.post(url, data=body, headers=dict(headers)) as response:
+                await response.read()
+                return 200 <= response.status < 300
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - began
-    return from_latencies(latencies, failures, elapsed, f"python aiohttp -c{connections}")
+        return await async_loop(
+            call,
+            concurrency=connections,
+            seconds=seconds,
+            generator=f"python aiohttp -c{connections}",
+        )
 
 
 async def http_load(

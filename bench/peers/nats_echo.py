@@ -9,6 +9,7 @@ import asyncio
 import sys
 
 import nats
+from nats.aio.msg import Msg
 
 from mlbuffet.runner import run
 
@@ -16,7 +17,7 @@ from mlbuffet.runner import run
 async def serve(url: str, subject: str) -> None:
     nc = await nats.connect(url)
 
-    async def echo(msg: nats.aio.msg.Msg) -> None:
+    async def echo(msg: Msg) -> None:
         await msg.respond(msg.data)
 
     await nc.subscribe(subject, cb=echo)

@@ -14,7 +14,7 @@ from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver.utils import get_model_uri
 
 
-class OnnxRuntime(MLModel):
+class OnnxRuntime(MLModel):  # type: ignore[misc]
     async def load(self) -> bool:
         uri = await get_model_uri(self._settings)
         options = ort.SessionOptions()
