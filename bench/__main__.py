@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -213,13 +214,22 @@ async def run_all(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-async def aiohttp_inline_row(seconds: float, prefer_wrk: bool) -> Row:
-    child, url = await asyncio.to_thread(scenarios.aiohttp_inline)
+async def peer_row(
+    start: Callable[[], tuple[Child, str]],
+    scenario: str,
+    path: str,
+    body: bytes,
+    seconds: float,
+    prefer_wrk: bool,
+    reference: str,
+    versus: str,
+) -> Row:
+    """Start a reference server, load it with JSON like our REST rows, stop it."""
+    child, url = await asyncio.to_thread(start)
     try:
-        body = json.dumps({"values": IRIS_ROW}).encode()
         row = await scenarios.http_row(
-            f"plain aiohttp + onnxruntime inline, iris, {REST_CONNECTIONS} conn",
-            f"{url}/predict",
+            scenario,
+            url + path,
             body,
             {"Content-Type": "application/json"},
             seconds,
@@ -227,9 +237,22 @@ async def aiohttp_inline_row(seconds: float, prefer_wrk: bool) -> Row:
         )
     finally:
         await asyncio.to_thread(child.stop)
-    row.ratio = ratio(row.measured.rps if row.measured else None, REFERENCES["aiohttp_inline"])
-    row.versus = "issue 8.4k (16 conn)"
+    row.ratio = ratio(row.measured.rps if row.measured else None, REFERENCES[reference])
+    row.versus = versus
     return row
+
+
+async def aiohttp_inline_row(seconds: float, prefer_wrk: bool) -> Row:
+    return await peer_row(
+        scenarios.aiohttp_inline,
+        f"plain aiohttp + onnxruntime inline, iris, {REST_CONNECTIONS} conn",
+        "/predict",
+        json.dumps({"values": IRIS_ROW}).encode(),
+        seconds,
+        prefer_wrk,
+        "aiohttp_inline",
+        "issue 8.4k (16 conn)",
+    )
 
 
 async def mlserver_rest_row(args: argparse.Namespace, folder: Path, prefer_wrk: bool) -> Row:
@@ -239,21 +262,16 @@ async def mlserver_rest_row(args: argparse.Namespace, folder: Path, prefer_wrk: 
         return scenarios.unavailable(
             scenario, "give --mlserver-python (bench/peers/mlserver_venv.sh)"
         )
-    child, url = await asyncio.to_thread(scenarios.mlserver, python, folder / "mlserver")
-    try:
-        row = await scenarios.http_row(
-            scenario,
-            f"{url}/v2/models/iris/infer",
-            scenarios.V2_JSON,
-            {"Content-Type": "application/json"},
-            args.seconds,
-            prefer_wrk=prefer_wrk,
-        )
-    finally:
-        await asyncio.to_thread(child.stop)
-    row.ratio = ratio(row.measured.rps if row.measured else None, REFERENCES["mlserver"])
-    row.versus = "issue 1.6k"
-    return row
+    return await peer_row(
+        lambda: scenarios.mlserver(python, folder / "mlserver"),
+        scenario,
+        "/v2/models/iris/infer",
+        scenarios.V2_JSON,
+        args.seconds,
+        prefer_wrk,
+        "mlserver",
+        "issue 1.6k",
+    )
 
 
 async def rest_rows(
