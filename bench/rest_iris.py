@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 import aiohttp
+
+from bench import load
 
 BODY = json.dumps({"values": [2, 5, 1, 4]}).encode()
 GATEWAY_LINE = re.compile(r"listening on (http://\S+)")
@@ -90,83 +91,6 @@ def _drain(process: subprocess.Popen[str]) -> None:
         pass
 
 
-async def python_load(url: str, connections: int, seconds: float) -> dict[str, float]:
-    latencies: list[float] = []
-    failures = 0
-    end = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker() -> None:
-            nonlocal failures
-            while (now := time.perf_counter()) < end:
-                try:
-                    async with session.post(
-                        f"{url}/api/v1/models/iris/prediction",
-                        data=BODY,
-                        headers={"Content-Type": "application/json"},
-                    ) as response:
-                        await response.read()
-                        ok = response.status == 200
-                except aiohttp.ClientError:
-                    ok = False
-                if ok:
-                    latencies.append(time.perf_counter() - now)
-                else:
-                    failures += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "failures": failures,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
-    }
-
-
-def wrk_load(url: str, connections: int, seconds: float) -> dict[str, float]:
-    script = Path(tempfile.mkdtemp()) / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.body = \'{"values": [2, 5, 1, 4]}\'\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            "1",
-            "-c",
-            str(connections),
-            "-d",
-            f"{int(seconds)}s",
-            "--latency",
-            "-s",
-            str(script),
-            f"{url}/api/v1/models/iris/prediction",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def percentile(p: str) -> float:
-        value, unit = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": rps,
-        "p50_ms": percentile("50"),
-        "p99_ms": percentile("99"),
-        "failures": int(errors.group(1)) if errors else 0,
-    }
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,19 +104,21 @@ async def main() -> None:
     process, url, first = await start_up(data_dir, args.modelhosts)
     try:
         print(f"mlbuffet up -> first successful prediction: {first:.2f} s")
-        if args.wrk and shutil.which("wrk"):
-            result = wrk_load(url, args.connections, args.seconds)
-            tool = "wrk"
-        else:
-            result = await python_load(url, args.connections, args.seconds)
-            tool = "aiohttp client (same machine)"
-        print(
-            f"REST iris, {args.connections} connections, {args.seconds:.0f} s, "
-            f"{args.modelhosts} modelhosts, load from {tool}, {os.cpu_count()} cores:"
+        result = await load.http_load(
+            f"{url}/api/v1/models/iris/prediction",
+            BODY,
+            {"Content-Type": "application/json"},
+            connections=args.connections,
+            seconds=args.seconds,
+            prefer_wrk=args.wrk,
         )
         print(
-            f"  {result['rps']:.0f} req/s   p50 {result['p50_ms']:.1f} ms   "
-            f"p99 {result['p99_ms']:.1f} ms   failures {int(result['failures'])}"
+            f"REST iris, {args.connections} connections, {args.seconds:.0f} s, "
+            f"{args.modelhosts} modelhosts, load from {result.generator}, {os.cpu_count()} cores:"
+        )
+        print(
+            f"  {result.rps:.0f} req/s   p50 {result.p50_ms:.1f} ms   "
+            f"p99 {result.p99_ms:.1f} ms   failures {result.failures}"
         )
     finally:
         process.send_signal(signal.SIGTERM)

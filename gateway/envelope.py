@@ -7,20 +7,28 @@ answered 200 for everything; we do not).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from mlbuffet.protocol.errors import MLBuffetError
 
 log = logging.getLogger(__name__)
 
-dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False)
+_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a response with orjson: several times faster than json.dumps on
+    the nested lists of a prediction. Non-finite floats become null (outputs.py
+    already turns them into None)."""
+    return orjson.dumps(value, option=_DUMPS_OPTIONS).decode()
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

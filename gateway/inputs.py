@@ -50,8 +50,17 @@ def tensors_from_values(values: Any, signature: Signature) -> tuple[Tensor, ...]
 
 def tensor_from_values(raw: Any, spec: TensorSpec) -> Tensor:
     array = shaped(array_from_values(raw, spec), spec)
-    _, shape, data = tensors.encode_array(array)
-    return Tensor(name=spec.name, datatype=spec.datatype, shape=tuple(shape), data=data)
+    # The array already has the spec's dtype: encode it without looking the datatype up again.
+    if spec.datatype == tensors.BYTES:
+        data = tensors.encode_bytes_elements(array.reshape(-1))
+    else:
+        data = np.ascontiguousarray(array).tobytes()
+    return Tensor(
+        name=spec.name,
+        datatype=spec.datatype,
+        shape=tuple(int(d) for d in array.shape),
+        data=data,
+    )
 
 
 def array_from_values(raw: Any, spec: TensorSpec) -> npt.NDArray[Any]:
@@ -93,11 +102,25 @@ def array_from_values(raw: Any, spec: TensorSpec) -> npt.NDArray[Any]:
                 f"input {spec.name!r}: values must be within {limits.min}..{limits.max} ({spec.datatype})"
             )
         return array.astype(dtype)
+    if _fits(array, dtype):
+        return array.astype(dtype)
     with np.errstate(over="ignore"):
         cast = array.astype(dtype)
     if not np.array_equal(np.isfinite(cast), np.isfinite(array)):
         raise UnprocessableError(f"input {spec.name!r}: values beyond the range of {spec.datatype}")
     return cast
+
+
+def _fits(array: npt.NDArray[Any], target: np.dtype[Any]) -> bool:
+    """Whether every value of `array` is finite and within float `target`'s range: the
+    common case, checked cheaply so that only the rest pays for the full comparison.
+
+    JSON numbers arrive as int64 (within float32's range) or float64. A NaN
+    makes the maximum NaN, the comparison False, and the full check decide."""
+    if array.dtype.kind in "biu" and target.itemsize >= 4:
+        return True
+    limit = float(np.finfo(target).max)
+    return bool(np.abs(array).max() <= limit)
 
 
 def _rectangular(raw: Any, spec: TensorSpec, dtype: Any = None) -> npt.NDArray[Any]:

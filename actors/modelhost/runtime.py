@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +23,24 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import InternalError, UnprocessableError
 from mlbuffet.protocol.messages import ObjectOutput, Output, Tensor
-from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec, VersionRecord
+from mlbuffet.protocol.records import (
+    DYNAMIC,
+    ModelSettings,
+    Signature,
+    TensorSpec,
+    VersionRecord,
+)
 from mlbuffet.registry import signature_of
 
 log = logging.getLogger(__name__)
 
 Feeds = dict[str, npt.NDArray[Any]]
+
+INLINE_MAX_S = 0.0002
+"""Runs typically shorter than this happen on the event loop: handing them to a thread and
+back costs more (tens of microseconds and two wake-ups) than the run itself."""
+_TYPICAL_WEIGHT = 0.1
+"""Weight of the latest run in the moving average of run times."""
 
 _INPUT_FAULTS = (ort_state.InvalidArgument, ort_state.RuntimeException)
 """onnxruntime errors raised by a bad input (wrong dims, an index out of range), not by us."""
@@ -36,6 +50,18 @@ _INPUT_FAULTS = (ort_state.InvalidArgument, ort_state.RuntimeException)
 class RuntimeSettings:
     intra_op_threads: int = 1
     """Threads one run may use. 1 by default: a host runs many requests at once, one per core."""
+    sessions: int = 1
+    """onnxruntime sessions of the model, so as many runs at once, each with its own threads."""
+
+    @classmethod
+    def for_model(
+        cls, settings: ModelSettings, *, default_threads: int, cores: int
+    ) -> RuntimeSettings:
+        """The model's own choice where it made one, else the host's, so that
+        sessions x intra-op threads fills the cores without oversubscribing them."""
+        threads = settings.intra_op_threads or default_threads
+        sessions = settings.sessions or max(1, cores // threads)
+        return cls(intra_op_threads=threads, sessions=sessions)
 
 
 def describe(spec: TensorSpec) -> str:
@@ -51,18 +77,46 @@ def _first_line(exc: BaseException) -> str:
 class ModelRuntime:
     """An onnxruntime session for one version of one model."""
 
-    def __init__(self, model: str, record: VersionRecord, session: ort.InferenceSession) -> None:
+    def __init__(
+        self,
+        model: str,
+        record: VersionRecord,
+        sessions: Sequence[ort.InferenceSession],
+        settings: ModelSettings | None = None,
+    ) -> None:
         self.model = model
         self.version = record.version
         self.sha256 = record.sha256
-        self.session = session
-        self.signature: Signature = signature_of(session)
+        self.settings = settings or ModelSettings()
+        """The registry's settings this runtime was built with (a change reloads it)."""
+        self.sessions = tuple(sessions)
+        self._free: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
+        for session in self.sessions:
+            self._free.put(session)
+        self.session = self.sessions[0]
+        self.signature: Signature = signature_of(self.session)
         self.inputs = {spec.name: spec for spec in self.signature.inputs}
         self.output_names = tuple(spec.name for spec in self.signature.outputs)
+        self.batchable = _batchable(self.signature)
+        """Dimension 0 is dynamic on every input and tensor output: requests can be stacked."""
+        self.item_s = 1.0
+        """Moving average of run time per input element (seconds); pessimistic until measured.
+
+        Per element, so a large request of a model whose small ones are cheap is
+        not mistaken for a cheap one (and fixed costs make the guess err high)."""
+
+    def cheap(self, feeds: Feeds) -> bool:
+        """Whether this run is likely short enough for the event loop (see INLINE_MAX_S)."""
+        return self.item_s * _items(feeds) < INLINE_MAX_S
 
     @classmethod
     def load(
-        cls, model: str, record: VersionRecord, data: bytes, settings: RuntimeSettings
+        cls,
+        model: str,
+        record: VersionRecord,
+        data: bytes,
+        settings: RuntimeSettings,
+        model_settings: ModelSettings | None = None,
     ) -> ModelRuntime:
         """Build a session from the file's bytes, after checking them against the registry's sha256."""
         digest = hashlib.sha256(data).hexdigest()
@@ -76,8 +130,11 @@ class ModelRuntime:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
-        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        return cls(model, record, session)
+        sessions = [
+            ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            for _ in range(settings.sessions)
+        ]
+        return cls(model, record, sessions, model_settings)
 
     def warm(self) -> None:
         """Run once on zeros so the first real request does not pay for lazy initialisation."""
@@ -91,7 +148,12 @@ class ModelRuntime:
             else:
                 return  # sequence or map inputs: nothing sensible to invent
         try:
-            self.session.run(None, feeds)
+            for session in self.sessions:
+                session.run(None, feeds)
+            # Timed once more, now that the lazy initialisation is paid.
+            started = time.perf_counter()
+            self.sessions[0].run(None, feeds)
+            self.item_s = (time.perf_counter() - started) / _items(feeds)
         except Exception as exc:
             log.info(
                 "%s:%s: warm-up run on zeros failed (%s); serving anyway",
@@ -142,22 +204,63 @@ class ModelRuntime:
                 raise UnprocessableError(f"input {spec.name!r}: strings must be UTF-8") from None
         return array
 
-    def run(self, feeds: Feeds, outputs: Sequence[str] | None) -> tuple[Output, ...]:
-        """Run the model; returns the requested outputs (all by default) in the order asked."""
-        names = list(self.output_names if outputs is None else outputs)
+    def output_list(self, outputs: Sequence[str] | None) -> tuple[str, ...]:
+        """The outputs to compute (all by default), checked before any run."""
+        names = self.output_names if outputs is None else tuple(outputs)
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
             raise UnprocessableError(
                 f"unknown output {', '.join(map(repr, unknown))}; the model gives "
                 + ", ".join(self.output_names)
             )
+        return names
+
+    def run(self, feeds: Feeds, outputs: Sequence[str] | None) -> tuple[Output, ...]:
+        """Run the model; returns the requested outputs (all by default) in the order asked."""
+        names = self.output_list(outputs)
+        values = self.run_values(feeds, names)
+        return tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
+
+    def run_values(self, feeds: Feeds, names: Sequence[str]) -> list[Any]:
+        """onnxruntime's own values, on a free session (waiting for one if all are busy)."""
+        values = self._run_on(self._free.get(), feeds, names)
+        return values
+
+    def try_run_values(self, feeds: Feeds, names: Sequence[str]) -> list[Any] | None:
+        """As run_values, but None at once if every session is busy (never blocks the caller)."""
         try:
-            values = self.session.run(names, feeds)
+            session = self._free.get_nowait()
+        except queue.Empty:
+            return None
+        return self._run_on(session, feeds, names)
+
+    def _run_on(
+        self, session: ort.InferenceSession, feeds: Feeds, names: Sequence[str]
+    ) -> list[Any]:
+        started = time.perf_counter()
+        try:
+            values: list[Any] = session.run(list(names), feeds)
         except _INPUT_FAULTS as exc:
             raise UnprocessableError(
                 f"the model cannot run on this input: {_first_line(exc)}"
             ) from None
-        return tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
+        finally:
+            self._free.put(session)
+        per_item = (time.perf_counter() - started) / _items(feeds)
+        self.item_s += _TYPICAL_WEIGHT * (per_item - self.item_s)
+        return values
+
+
+def _items(feeds: Feeds) -> int:
+    return max(1, sum(array.size for array in feeds.values()))
+
+
+def _batchable(signature: Signature) -> bool:
+    try:
+        ModelSettings(max_batch_size=2).check_batchable(signature)
+    except UnprocessableError:
+        return False
+    return True
 
 
 def to_output(name: str, value: Any) -> Output:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,8 +24,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from actors.base import Actor
+from actors.modelhost.batching import Batcher, Computed, RequestExpired
 from actors.modelhost.config import ModelhostConfig
-from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings
+from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings, to_output
 from actors.modelhost.stats import HostStats
 from mlbuffet.heartbeat import NodeLoad
 from mlbuffet.histograms import merged, summary
@@ -44,12 +47,11 @@ from mlbuffet.protocol.messages import (
     InferResponse,
     LoadedModel,
     ModelEvent,
-    Output,
     pack,
     pack_error,
     unpack_map,
 )
-from mlbuffet.protocol.records import ModelRecord, VersionRecord
+from mlbuffet.protocol.records import ModelRecord, ModelSettings, VersionRecord
 from mlbuffet.registry import Registry, RegistryView
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,13 @@ class ModelhostService(Actor):
     def __init__(self, nc: Client, config: ModelhostConfig, node_id: str) -> None:
         super().__init__(nc, node_id, max_inflight=config.max_inflight)
         self.config = config
-        self.settings = RuntimeSettings(intra_op_threads=config.intra_op_threads)
         self.stats = HostStats()
         self.served: dict[str, ServedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._loading: dict[tuple[str, int], asyncio.Future[ModelRuntime]] = {}
+        self._loading: dict[tuple[str, int, ModelSettings], asyncio.Future[ModelRuntime]] = {}
+        self._batchers: weakref.WeakKeyDictionary[ModelRuntime, Batcher] = (
+            weakref.WeakKeyDictionary()
+        )
         self._reconciles: set[asyncio.Task[None]] = set()
         self._compute = ThreadPoolExecutor(config.workers, thread_name_prefix="onnxruntime")
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="model-loader")
@@ -166,16 +170,16 @@ class ModelhostService(Actor):
                     return
                 if served is not None:
                     self._prune_pinned(served, record)
-                    if _same(served.default, record.default):
+                    if _same(served.default, record.default, record.settings):
                         return
                 try:
-                    runtime = await self._load(name, record.default)
+                    runtime = await self._load(name, record.default, record.settings)
                 except Exception as exc:
                     message = exc.message if isinstance(exc, MLBuffetError) else repr(exc)
                     log.error("cannot load %s:%s: %s", name, record.default_version, message)
                     return
                 latest = self.view.records.get(name)
-                if latest is None or not _same(runtime, latest.default):
+                if latest is None or not _same(runtime, latest.default, latest.settings):
                     continue
                 await self._install(name, runtime, latest)
                 return
@@ -184,7 +188,7 @@ class ModelhostService(Actor):
         """Forget pinned versions that were deleted or replaced."""
         for version, runtime in list(served.pinned.items()):
             current = record.versions.get(version)
-            if current is None or current.sha256 != runtime.sha256:
+            if current is None or not _same(runtime, current, record.settings):
                 del served.pinned[version]
 
     async def _install(self, name: str, runtime: ModelRuntime, record: ModelRecord) -> None:
@@ -219,9 +223,19 @@ class ModelhostService(Actor):
         log.info("%s no longer serves %s", self.node_id, name)
         await self._publish_event(ModelEvent.UNLOADED, name, None)
 
-    async def _load(self, name: str, record: VersionRecord) -> ModelRuntime:
+    def runtime_settings(self, settings: ModelSettings) -> RuntimeSettings:
+        """Threads and sessions for a model: its own settings, else this host's defaults."""
+        return RuntimeSettings.for_model(
+            settings,
+            default_threads=self.config.intra_op_threads,
+            cores=min(self.config.workers, os.cpu_count() or 1),
+        )
+
+    async def _load(
+        self, name: str, record: VersionRecord, settings: ModelSettings
+    ) -> ModelRuntime:
         """Download, load and warm one version; concurrent asks for the same one share the work."""
-        key = (name, record.version)
+        key = (name, record.version, settings)
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -233,9 +247,17 @@ class ModelhostService(Actor):
             data = await self.registry.read(name, record.version)
             loop = asyncio.get_running_loop()
             runtime = await loop.run_in_executor(
-                self._loader, ModelRuntime.load, name, record, data, self.settings
+                self._loader,
+                ModelRuntime.load,
+                name,
+                record,
+                data,
+                self.runtime_settings(settings),
+                settings,
             )
             await loop.run_in_executor(self._loader, runtime.warm)
+            if settings.batching and runtime.batchable:
+                self._batchers[runtime] = Batcher(runtime, self._compute)
             log.info(
                 "%s loaded %s:%s in %.0f ms",
                 self.node_id,
@@ -271,7 +293,7 @@ class ModelhostService(Actor):
             return runtime
         assert self.view is not None
         record = await self.view.get(name)
-        runtime = await self._load(name, record.version(version))
+        runtime = await self._load(name, record.version(version), record.settings)
         if self.config.pinned_versions:
             self._keep_pinned(served, runtime)
         return runtime
@@ -303,17 +325,33 @@ class ModelhostService(Actor):
             request = InferRequest.from_dict(unpack_map(msg.data))
             runtime = await self.runtime_for(name, version)
             version = runtime.version
+            # Validated here, before it can join a batch: a bad request fails alone.
             feeds = runtime.prepare(request.inputs)
-            started = time.perf_counter()
-            outputs, compute_s = await asyncio.get_running_loop().run_in_executor(
-                self._compute, _timed_run, runtime, feeds, request.outputs
-            )
+            names = runtime.output_list(request.outputs)
+            batcher = self._batchers.get(runtime)
+            if batcher is None:
+                # A run of a few microseconds costs less than the hop to a thread and back.
+                computed = (
+                    _timed_run(runtime, feeds, names, inline=True) if runtime.cheap(feeds) else None
+                )
+                if computed is None:
+                    computed = await asyncio.get_running_loop().run_in_executor(
+                        self._compute, _threaded_run, runtime, feeds, names
+                    )
+            else:
+                try:
+                    computed = await batcher.infer(
+                        feeds, names, arrived=arrived, deadline_ms=_deadline_ms(msg)
+                    )
+                except RequestExpired:
+                    self.stats.expired += 1
+                    return  # dropped in the queue: the caller has given up
             reply = pack(
                 InferResponse(
                     model=name,
                     version=runtime.version,
                     node=self.node_id,
-                    outputs=outputs,
+                    outputs=computed.outputs,
                     id=request.id,
                 )
             )
@@ -327,8 +365,9 @@ class ModelhostService(Actor):
                 name,
                 runtime.version,
                 latency_s=time.perf_counter() - arrived,
-                queue_s=started - arrived,
-                compute_s=compute_s,
+                queue_s=computed.started - arrived,
+                compute_s=computed.compute_s,
+                batch_size=computed.batch_size,
             )
             return
         except MLBuffetError as exc:
@@ -371,8 +410,13 @@ class ModelhostService(Actor):
             log.debug("could not publish %s event of %s", event, name, exc_info=True)
 
 
-def _same(runtime: ModelRuntime, record: VersionRecord) -> bool:
-    return (runtime.version, runtime.sha256) == (record.version, record.sha256)
+def _same(runtime: ModelRuntime, record: VersionRecord, settings: ModelSettings) -> bool:
+    """Whether `runtime` is what the registry asks for: the same file with the same settings."""
+    return (runtime.version, runtime.sha256, runtime.settings) == (
+        record.version,
+        record.sha256,
+        settings,
+    )
 
 
 def _infer_target(subject: str) -> tuple[str, int | None]:
@@ -384,23 +428,47 @@ def _infer_target(subject: str) -> tuple[str, int | None]:
 
 
 def _timed_run(
-    runtime: ModelRuntime, feeds: Feeds, outputs: tuple[str, ...] | None
-) -> tuple[tuple[Output, ...], float]:
-    """Run in a compute thread, timing only the run itself."""
+    runtime: ModelRuntime, feeds: Feeds, names: tuple[str, ...], inline: bool = False
+) -> Computed | None:
+    """Run in a compute thread (or `inline` on the loop: None if no session is free then)."""
     started = time.perf_counter()
-    result = runtime.run(feeds, outputs)
-    return result, time.perf_counter() - started
+    if inline:
+        values = runtime.try_run_values(feeds, names)
+        if values is None:
+            return None
+    else:
+        values = runtime.run_values(feeds, names)
+    compute_s = time.perf_counter() - started
+    outputs = tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
+    return Computed(outputs, started, compute_s, _rows(feeds))
+
+
+def _threaded_run(runtime: ModelRuntime, feeds: Feeds, names: tuple[str, ...]) -> Computed:
+    computed = _timed_run(runtime, feeds, names)
+    assert computed is not None  # only an inline run gives up
+    return computed
+
+
+def _rows(feeds: Feeds) -> int:
+    """Rows of an unbatched run, for the batch-size histogram (1 for rank-0 inputs)."""
+    first = next(iter(feeds.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 1
 
 
 def _is_probe(msg: Msg) -> bool:
     return bool((msg.headers or {}).get(Header.PROBE.value))
 
 
-def _expired(msg: Msg) -> bool:
+def _deadline_ms(msg: Msg) -> int | None:
     raw = (msg.headers or {}).get(Header.DEADLINE.value)
     if not raw:
-        return False
+        return None
     try:
-        return int(raw) <= time.time() * 1000
+        return int(raw)
     except ValueError:
-        return False
+        return None
+
+
+def _expired(msg: Msg) -> bool:
+    deadline = _deadline_ms(msg)
+    return deadline is not None and deadline <= time.time() * 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from gateway.service import MESH, Mesh
@@ -36,6 +37,10 @@ async def json_body(request: web.Request, *, required: bool = True) -> Any:
         if required:
             raise UnprocessableError("No json data provided")
         return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # orjson refuses integers beyond 64 bits and NaN literals: let json judge
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -16,7 +16,7 @@ from gateway.uploads import read_form, spool_folder
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
 from mlbuffet.protocol.messages import ModelEvent
 from mlbuffet.protocol.names import ModelRef, parse_model_name
-from mlbuffet.protocol.records import ModelRecord, VersionRecord
+from mlbuffet.protocol.records import ModelRecord, ModelSettings, VersionRecord
 
 UPLOAD_FIELDS = ("path", "file")
 """Form fields that may carry the model file: `path` as in the original API, or `file`."""
@@ -50,7 +50,29 @@ def model_details(record: ModelRecord, version: VersionRecord) -> dict[str, Any]
         "uploaded_at": version.uploaded_at,
         "inputs": [s.to_dict() for s in version.signature.inputs],
         "outputs": [s.to_dict() for s in version.signature.outputs],
+        "settings": record.settings.to_dict(),
     }
+
+
+def settings_from_form(fields: dict[str, str]) -> ModelSettings | None:
+    """Settings given as upload form fields (None if none is); numbers as text.
+
+    preferred_batch_sizes is a list: "4,8" or "[4, 8]".
+    """
+    given = {name: fields[name].strip() for name in ModelSettings.FIELDS if name in fields}
+    if not given:
+        return None
+    raw: dict[str, Any] = {}
+    for name, text in given.items():
+        try:
+            if name == "preferred_batch_sizes":
+                items = text.strip("[]").replace(",", " ").split()
+                raw[name] = [int(item) for item in items]
+            else:
+                raw[name] = int(text) if text else None
+        except ValueError:
+            raise UnprocessableError(f"form field {name!r} must hold whole numbers") from None
+    return ModelSettings.from_dict(raw)
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -129,12 +151,16 @@ async def upload(request: web.Request) -> web.Response:
             raise UnsupportedMediaTypeError(
                 f"{spooled.filename!r}: only ONNX models (.onnx) can be uploaded"
             )
+        settings = settings_from_form(form.fields)
         model = await mesh.inspector.inspect(spooled.path, sha256=spooled.sha256, size=spooled.size)
+        if settings is not None:
+            settings.check_batchable(model.signature)
         record, version = await mesh.registry.add_version(
             name,
             model,
             description=form.fields.get("model_description"),
             filename=spooled.filename or f"{name}.onnx",
+            settings=settings,
         )
     await mesh.changed()
     await mesh.publish_event(ModelEvent.UPLOADED, name, version)
@@ -146,6 +172,7 @@ async def upload(request: web.Request) -> web.Response:
         model=name,
         version=version,
         default_version=record.default_version,
+        settings=record.settings.to_dict(),
         **{"sha256": record.versions[version].sha256, "size": record.versions[version].size},
     )
 
@@ -195,6 +222,26 @@ async def set_default(request: web.Request) -> web.Response:
         f"Model {name} default version is {version}",
         model=name,
         default_version=record.default_version,
+    )
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    name = model_name(request)
+    record = await mesh_of(request).view.get(name)
+    return reply(200, model=name, settings=record.settings.to_dict())
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    """Replace a model's batching and execution settings; omitted ones take their defaults."""
+    name = model_name(request)
+    body = json_object(await json_body(request), '{"max_batch_size": 8, "max_queue_delay_us": 500}')
+    settings = ModelSettings.from_dict(body)
+    mesh = mesh_of(request)
+    record = await mesh.registry.set_settings(name, settings)
+    await mesh.changed()
+    await mesh.publish_event(ModelEvent.SETTINGS_CHANGED, name, None)
+    return reply(
+        200, f"Model {name} settings updated", model=name, settings=record.settings.to_dict()
     )
 
 
@@ -250,6 +297,18 @@ ROUTES = (
     ),
     Route(
         "GET",
+        "/api/v1/models/{ref}/settings",
+        get_settings,
+        "a model's batching and execution settings",
+    ),
+    Route(
+        "PUT",
+        "/api/v1/models/{ref}/settings",
+        put_settings,
+        'replace them: {"max_batch_size", "max_queue_delay_us", "preferred_batch_sizes", "intra_op_threads", "sessions"}',
+    ),
+    Route(
+        "GET",
         "/api/v1/models/{ref}",
         get_model,
         "one model: description, versions, default, inputs and outputs (<model>[:<version>])",
@@ -264,7 +323,7 @@ ROUTES = (
         "PUT",
         "/api/v1/models/{ref}",
         upload,
-        "upload a new version (multipart field 'path', optional 'model_description'); it becomes the default",
+        "upload a new version (multipart field 'path', optional 'model_description' and settings fields); it becomes the default",
     ),
     Route(
         "DELETE",

@@ -47,6 +47,23 @@ def die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
+def own_group_dying_with_parent() -> Callable[[], None]:
+    """A preexec_fn: the child leads its own process group (a terminal's Ctrl-C reaches only
+    `up`, which then stops its children in order), and dies with its parent.
+
+    Done in preexec_fn rather than with `process_group=0`, which uvloop's
+    subprocess_exec does not accept.
+    """
+    die = die_with_parent()
+
+    def preexec() -> None:
+        os.setpgid(0, 0)
+        if die is not None:
+            die()
+
+    return preexec
+
+
 class Console:
     """Where `up` writes: its own lines, and its children's lines prefixed by their name."""
 
@@ -122,8 +139,7 @@ class ChildProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            process_group=0,
-            preexec_fn=die_with_parent(),
+            preexec_fn=own_group_dying_with_parent(),
         )
         assert self._process.stdout is not None and self._process.stderr is not None
         ready: asyncio.Future[re.Match[str]] = asyncio.get_running_loop().create_future()

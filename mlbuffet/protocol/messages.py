@@ -223,6 +223,7 @@ class ModelEvent:
     UPLOADED = "uploaded"
     DEFAULT_CHANGED = "default-changed"
     DESCRIPTION_CHANGED = "description-changed"
+    SETTINGS_CHANGED = "settings-changed"
     DELETED = "deleted"
     LOADED = "loaded"
     UNLOADED = "unloaded"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlbuffet.protocol.errors import InternalError, ModelNotFoundError
+from mlbuffet.protocol.errors import InternalError, ModelNotFoundError, UnprocessableError
 
 DYNAMIC = -1
 """A dimension whose size is decided per request (as in the Open Inference Protocol)."""
@@ -110,6 +110,114 @@ class VersionRecord:
         )
 
 
+MAX_BATCH_SIZE_LIMIT = 1024
+MAX_QUEUE_DELAY_US_LIMIT = 1_000_000
+MAX_THREADS_LIMIT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    """How modelhosts run a model: dynamic batching (Triton's knobs) and execution.
+
+    Stored in the model's record as one `settings` object; a record without it
+    (written before these existed) gets these defaults: no batching, and the
+    host's own choice of threads and sessions.
+    """
+
+    max_batch_size: int = 1
+    """Rows one batched run may hold; 1 turns batching off."""
+    max_queue_delay_us: int = 0
+    """How long the first request of a batch may wait for others to join it."""
+    preferred_batch_sizes: tuple[int, ...] = ()
+    """Row counts at which a batch is sent at once, without waiting out the delay."""
+    intra_op_threads: int | None = None
+    """Threads one run may use; None: the host's --intra-op-threads."""
+    sessions: int | None = None
+    """onnxruntime sessions (runs at once) per host; None: the host's cores / threads."""
+
+    FIELDS = (
+        "max_batch_size",
+        "max_queue_delay_us",
+        "preferred_batch_sizes",
+        "intra_op_threads",
+        "sessions",
+    )
+
+    @property
+    def batching(self) -> bool:
+        return self.max_batch_size > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_batch_size": self.max_batch_size,
+            "max_queue_delay_us": self.max_queue_delay_us,
+            "preferred_batch_sizes": list(self.preferred_batch_sizes),
+            "intra_op_threads": self.intra_op_threads,
+            "sessions": self.sessions,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelSettings:
+        """Settings from user input or a record; UnprocessableError says which value is wrong."""
+        if not isinstance(raw, Mapping):
+            raise UnprocessableError("settings must be an object")
+        unknown = [k for k in raw if k not in cls.FIELDS]
+        if unknown:
+            raise UnprocessableError(
+                f"unknown setting {', '.join(map(repr, unknown))}; settings: {', '.join(cls.FIELDS)}"
+            )
+        max_batch = _whole(raw, "max_batch_size", 1, MAX_BATCH_SIZE_LIMIT, default=1)
+        assert max_batch is not None
+        delay = _whole(raw, "max_queue_delay_us", 0, MAX_QUEUE_DELAY_US_LIMIT, default=0)
+        assert delay is not None
+        preferred = raw.get("preferred_batch_sizes") or []
+        if not isinstance(preferred, list | tuple) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= max_batch
+            for p in preferred
+        ):
+            raise UnprocessableError(
+                f"preferred_batch_sizes must be a list of whole numbers from 1 to max_batch_size ({max_batch})"
+            )
+        return cls(
+            max_batch_size=max_batch,
+            max_queue_delay_us=delay,
+            preferred_batch_sizes=tuple(sorted(set(preferred))),
+            intra_op_threads=_whole(raw, "intra_op_threads", 1, MAX_THREADS_LIMIT),
+            sessions=_whole(raw, "sessions", 1, MAX_THREADS_LIMIT),
+        )
+
+    def check_batchable(self, signature: Signature) -> None:
+        """UnprocessableError unless the model's first dimension is dynamic everywhere.
+
+        Batching stacks requests along dimension 0, so every input must take
+        any number of rows, and every tensor output must give one per row.
+        """
+        if not self.batching:
+            return
+        fixed = [
+            f"{kind} {s.name!r} {list(s.shape)}"
+            for kind, specs in (("input", signature.inputs), ("output", signature.outputs))
+            for s in specs
+            if s.datatype != "OBJECT" and (not s.shape or s.shape[0] != DYNAMIC)
+        ]
+        if fixed:
+            raise UnprocessableError(
+                "dynamic batching needs a dynamic first dimension (-1) on every input and "
+                f"output; this model has {', '.join(fixed)}: keep max_batch_size at 1"
+            )
+
+
+def _whole(
+    raw: Mapping[str, Any], name: str, low: int, high: int, default: int | None = None
+) -> int | None:
+    value = raw.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise UnprocessableError(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRecord:
     """A model: its versions, which one is the default, and its description."""
@@ -129,6 +237,7 @@ class ModelRecord:
 
     Absent from records written before the field existed, which means True.
     """
+    settings: ModelSettings = field(default_factory=ModelSettings)
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Fields written by newer MLBuffet releases, kept so an older writer does not drop them."""
 
@@ -162,6 +271,7 @@ class ModelRecord:
             "updated_at": self.updated_at,
             "serving": self.serving,
             "versions": {str(v): r.to_dict() for v, r in sorted(self.versions.items())},
+            "settings": self.settings.to_dict(),
         }
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -180,6 +290,7 @@ class ModelRecord:
                 "updated_at",
                 "serving",
                 "versions",
+                "settings",
             }
             record = cls(
                 name=_text(raw["name"]),
@@ -190,9 +301,17 @@ class ModelRecord:
                 created_at=_text(raw["created_at"]),
                 updated_at=_text(raw["updated_at"]),
                 serving=_flag(raw.get("serving", True)),
+                settings=ModelSettings.from_dict(raw.get("settings") or {}),
                 extra={k: v for k, v in raw.items() if k not in known},
             )
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+            UnprocessableError,
+        ) as exc:
             raise InternalError(f"corrupt registry record ({type(exc).__name__}: {exc})") from exc
         record.check()
         return record

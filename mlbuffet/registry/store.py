@@ -29,7 +29,7 @@ from nats.js.object_store import ObjectStore
 
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, InternalError, ModelNotFoundError
-from mlbuffet.protocol.records import ModelRecord, Signature, VersionRecord
+from mlbuffet.protocol.records import ModelRecord, ModelSettings, Signature, VersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +275,7 @@ class Registry:
         description: str | None,
         filename: str,
         make_default: bool = True,
+        settings: ModelSettings | None = None,
     ) -> tuple[ModelRecord, int]:
         """Store `model` as the next version of `name` (creating the model if new).
 
@@ -334,6 +335,7 @@ class Registry:
                 # uploads describe their version only.
                 description=current.description if current.versions else record.description,
                 updated_at=record.uploaded_at,
+                settings=current.settings if settings is None else settings,
             )
 
         try:
@@ -400,6 +402,19 @@ class Registry:
             if current.serving == serving:
                 return current
             return current.with_changes(serving=serving, updated_at=utc_now())
+
+        entry = await self._change(name, change)
+        assert entry is not None
+        return entry.record
+
+    async def set_settings(self, name: str, settings: ModelSettings) -> ModelRecord:
+        """Replace the model's settings; batching ones must fit its default version."""
+
+        def change(current: ModelRecord | None) -> ModelRecord:
+            if current is None or not current.versions:
+                raise ModelNotFoundError(f"model {name!r} not found")
+            settings.check_batchable(current.default.signature)
+            return current.with_changes(settings=settings, updated_at=utc_now())
 
         entry = await self._change(name, change)
         assert entry is not None
