@@ -7,7 +7,6 @@ in one place: no responders is 503, a timeout is 504.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,13 +18,14 @@ from aiohttp import web
 from nats.aio.client import Client
 
 from gateway.config import GatewayConfig
+from mlbuffet import nats_request
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.nats_request import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     MLBuffetError,
     ModelNotReadyError,
-    PayloadTooLargeError,
     ServiceUnavailableError,
 )
 from mlbuffet.protocol.headers import Header
@@ -43,13 +43,6 @@ from mlbuffet.runner import StartupError
 
 log = logging.getLogger(__name__)
 
-RETRY_FIRST_WAIT_S = 0.05
-RETRY_MAX_WAIT_S = 0.5
-
-
-def deadline_header(deadline: float) -> dict[str, str]:
-    return {Header.DEADLINE.value: str(int(deadline * 1000))}
-
 
 @dataclass
 class Mesh:
@@ -66,43 +59,14 @@ class Mesh:
         No responders is retried until the deadline, at most `no_responders_wait_s`:
         right after an upload or a restart, modelhosts need a moment to take a model.
         """
-        if len(payload) > self.nc.max_payload:
-            raise PayloadTooLargeError(
-                f"the request is {len(payload)} bytes encoded, over the NATS limit of "
-                f"{self.nc.max_payload}; send a smaller batch"
-            )
-        give_up_waiting = time.monotonic() + self.config.no_responders_wait_s
-        wait = RETRY_FIRST_WAIT_S
-        while True:
-            timeout = deadline - time.time()
-            if timeout <= 0:
-                raise DeadlineExceededError("no answer before the request's deadline")
-            try:
-                msg = await self.nc.request(
-                    subject, payload, timeout=timeout, headers=deadline_header(deadline)
-                )
-                return msg.data
-            except nats.errors.NoRespondersError:
-                if time.monotonic() + wait > give_up_waiting or deadline - time.time() < wait:
-                    raise ModelNotReadyError(
-                        "no modelhost serves this model right now; start one, or check "
-                        "that one can load it"
-                    ) from None
-            except nats.errors.TimeoutError:
-                raise DeadlineExceededError(
-                    f"no answer from a modelhost within {timeout:.1f} s"
-                ) from None
-            except (
-                nats.errors.ConnectionClosedError,
-                nats.errors.ConnectionReconnectingError,
-                nats.errors.ConnectionDrainingError,
-                nats.errors.OutboundBufferLimitError,
-            ):
-                raise ServiceUnavailableError(
-                    "the gateway has lost its NATS connection; retry"
-                ) from None
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, RETRY_MAX_WAIT_S)
+        return await nats_request.request(
+            self.nc,
+            subject,
+            payload,
+            deadline,
+            no_responders_wait_s=self.config.no_responders_wait_s,
+            who="the gateway",
+        )
 
     async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResponse:
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)

@@ -31,10 +31,12 @@ def _tls_context(config: NatsConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def connect(config: NatsConfig, name: str) -> Client:
+async def connect(config: NatsConfig, name: str, **overrides: object) -> Client:
     """Connect to NATS, trying for `config.connect_wait_s` before giving up.
 
     Once connected the client reconnects forever: a role outlives a NATS restart.
+    `overrides` go to nats.connect as they are (an nkeys_seed, an ssl context as
+    `tls`, ...), for callers whose options NatsConfig does not spell.
     """
     connected = False
     options: dict[str, object] = {
@@ -59,6 +61,7 @@ async def connect(config: NatsConfig, name: str) -> Client:
     tls = _tls_context(config)
     if tls is not None:
         options["tls"] = tls
+    options.update(overrides)
 
     async def error_cb(exc: Exception) -> None:
         if connected:
