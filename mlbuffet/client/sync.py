@@ -120,4 +120,7 @@ class SyncClient:
                 except TimeoutError:
                     return
         finally:
-            self._run(stream.close())
+            # A generator left open is finalised later, maybe after close(): the
+            # connection (and with it the subscription) is gone then anyway.
+            if not self._loop.is_closed():
+                self._run(stream.close())
