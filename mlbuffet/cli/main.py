@@ -14,6 +14,8 @@ ROLES: dict[str, tuple[str, str]] = {
     "gateway": ("gateway.__main__", "the REST gateway"),
     "modelhost": ("actors.modelhost.__main__", "a modelhost serving models from the registry"),
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
+    "models": ("mlbuffet.cli.models", "list, show, push, delete models; set the default version"),
+    "predict": ("mlbuffet.cli.predict", "one prediction from JSON values, an image or .npy files"),
 }
 
 USAGE = "usage: mlbuffet {" + ",".join(ROLES) + "} [options]   (mlbuffet <command> --help)"
