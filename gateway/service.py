@@ -34,7 +34,6 @@ from mlbuffet.protocol.messages import (
     EchoRequest,
     InferRequest,
     InferResponse,
-    ModelEvent,
     pack,
     unpack,
 )
@@ -105,13 +104,7 @@ class Mesh:
 
     async def publish_event(self, event: str, model: str, version: int | None) -> None:
         """Tell the cluster what this gateway changed; best effort, never fails the request."""
-        message = ModelEvent(
-            event=event, model=model, version=version, node=self.node_id, at=time.time()
-        )
-        try:
-            await self.nc.publish(subjects.model_events(model), pack(message))
-        except Exception:
-            log.warning("could not publish the %s event of %s", event, model, exc_info=True)
+        await nats_request.publish_model_event(self.nc, self.node_id, event, model, version)
 
     async def changed(self) -> None:
         """After a registry write: wait until this gateway's view shows it (read your writes)."""

@@ -110,3 +110,15 @@ async def close_quietly(nc: Client) -> None:
         await nc.close()
     except Exception:
         log.debug("NATS close failed", exc_info=True)
+
+
+async def flush_subscriptions(nc: Client) -> None:
+    """Return once the server has every subscription made on `nc` so far.
+
+    nats-py (2.16) writes flush()'s PING straight to the socket, ahead of
+    commands still queued for its flusher task, so the PONG of one flush can
+    come back before a new SUB reached the server. The first flush lets the
+    flusher write what was queued; the second PING follows it on the wire.
+    """
+    await nc.flush()
+    await nc.flush()

@@ -1,19 +1,22 @@
-"""One NATS request/reply with a deadline, and NATS failures as MLBuffet errors.
+"""One NATS request/reply with a deadline, NATS failures as MLBuffet errors, model events.
 
 The gateway and the Python client both call the mesh this way, so a program
 that talks NATS directly sees the same error types (and statuses) as a REST
-caller: no responders is 503, no answer in time is 504, a lost connection 503.
+caller: no responders is 503, no answer in time is 504, a lost connection 503;
+and a change made through either is announced with the same event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import nats.errors
 from nats.aio.client import Client
 
+from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     MLBuffetError,
@@ -22,6 +25,9 @@ from mlbuffet.protocol.errors import (
     ServiceUnavailableError,
 )
 from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.messages import ModelEvent, pack
+
+log = logging.getLogger(__name__)
 
 RETRY_FIRST_WAIT_S = 0.05
 RETRY_MAX_WAIT_S = 0.5
@@ -121,3 +127,14 @@ def mesh_error(exc: BaseException, who: str) -> MLBuffetError | None:
     if isinstance(exc, nats.errors.NoRespondersError):
         return ServiceUnavailableError("JetStream is not available on this NATS server")
     return None
+
+
+async def publish_model_event(
+    nc: Client, node: str, event: str, model: str, version: int | None
+) -> None:
+    """Tell the cluster what `node` changed; best effort: it never fails the change it reports."""
+    message = ModelEvent(event=event, model=model, version=version, node=node, at=time.time())
+    try:
+        await nc.publish(subjects.model_events(model), pack(message))
+    except Exception:
+        log.warning("could not publish the %s event of %s", event, model, exc_info=True)

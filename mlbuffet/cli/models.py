@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlbuffet.cli.output import Exit, compact, emit, table
-from mlbuffet.cli.remote import add_remote_arguments, parse, run, usage_error
+from mlbuffet.cli.output import compact, emit, table
+from mlbuffet.cli.remote import Command, add_remote_arguments, command_main
 from mlbuffet.cli.transport import Transport
 from mlbuffet.config import default_environ
 
@@ -125,26 +125,16 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(default_environ())
-    args = parse(parser, argv)
-    if isinstance(args, int):
-        return args
-    from mlbuffet.protocol.errors import BadRequestError
-
-    try:
-        check(args)
-    except BadRequestError as exc:
-        return usage_error(parser, exc.message)
+def prepare(args: argparse.Namespace) -> Command:
+    check(args)
     if args.command == "push" and not args.file.is_file():
-        return usage_error(parser, f"{args.file}: no such file")
+        raise ValueError(f"{args.file}: no such file")
     handler = COMMANDS[args.command]
+    return lambda transport: handler(transport, args)
 
-    async def command(transport: Transport) -> Exit:
-        await handler(transport, args)
-        return Exit.OK
 
-    return run(parser, args, command)
+def main(argv: Sequence[str] | None = None) -> int:
+    return command_main(build_parser(default_environ()), argv, prepare)
 
 
 def versions(numbers: Sequence[int]) -> str:

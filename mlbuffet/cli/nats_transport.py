@@ -15,26 +15,7 @@ from mlbuffet.images import image_array, image_input
 from mlbuffet.inputs import arrays_from_values
 from mlbuffet.outputs import jsonable
 from mlbuffet.protocol.names import ModelRef
-from mlbuffet.protocol.records import ModelRecord, VersionRecord
-
-
-def model_details(record: ModelRecord, version: VersionRecord) -> dict[str, Any]:
-    """A version as GET /api/v1/models/<ref> shows it."""
-    return {
-        "model": record.name,
-        "description": record.description,
-        "default_version": record.default_version,
-        "versions": sorted(record.versions),
-        "version": version.version,
-        "version_description": version.description,
-        "library": version.library,
-        "file": version.filename,
-        "sha256": version.sha256,
-        "size": version.size,
-        "uploaded_at": version.uploaded_at,
-        "inputs": [s.to_dict() for s in version.signature.inputs],
-        "outputs": [s.to_dict() for s in version.signature.outputs],
-    }
+from mlbuffet.views import model_details
 
 
 class NatsTransport:

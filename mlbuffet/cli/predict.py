@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlbuffet.cli.output import Exit, compact, emit
-from mlbuffet.cli.remote import add_remote_arguments, parse, run, usage_error
+from mlbuffet.cli.output import compact, emit
+from mlbuffet.cli.remote import Command, add_remote_arguments, command_main
 from mlbuffet.cli.transport import PredictInput, Transport
 from mlbuffet.config import default_environ
 
@@ -84,31 +84,24 @@ def print_prediction(answer: Mapping[str, Any]) -> None:
         print(f"{name}: {compact(value)}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(default_environ())
-    args = parse(parser, argv)
-    if isinstance(args, int):
-        return args
-    from mlbuffet.protocol.errors import BadRequestError
+def prepare(args: argparse.Namespace) -> Command:
     from mlbuffet.protocol.names import ModelRef
 
-    try:
-        ref = ModelRef.parse(args.model)
-        given = read_input(args)
-    except BadRequestError as exc:
-        return usage_error(parser, exc.message)
-    except ValueError as exc:
-        return usage_error(parser, str(exc))
+    ref = ModelRef.parse(args.model)
+    given = read_input(args)
 
-    async def command(transport: Transport) -> Exit:
+    async def predict(transport: Transport) -> None:
         answer = await transport.predict(ref, given)
         if args.json:
             emit(answer)
         else:
             print_prediction(answer)
-        return Exit.OK
 
-    return run(parser, args, command)
+    return predict
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return command_main(build_parser(default_environ()), argv, prepare)
 
 
 if __name__ == "__main__":

@@ -66,29 +66,44 @@ async def open_transport(args: argparse.Namespace) -> Transport:
     return await NatsTransport.open(nats_config_from(args), args.timeout)
 
 
-def run(
-    parser: argparse.ArgumentParser,
-    args: argparse.Namespace,
-    command: Callable[[Transport], Awaitable[Exit]],
-) -> int:
-    """Open the transport, run `command`, close; MLBuffet errors become their exit status."""
-    from mlbuffet.protocol.errors import MLBuffetError
+Command = Callable[[Transport], Awaitable[None]]
+"""What a command does once its transport is open."""
 
+
+def command_main(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    prepare: Callable[[argparse.Namespace], Command],
+) -> int:
+    """Parse, `prepare` (which raises BadRequestError or ValueError for a bad command line:
+    exit 2, nothing sent), then run the command; MLBuffet errors become their exit status."""
+    from mlbuffet.protocol.errors import BadRequestError, MLBuffetError
+
+    args = parse(parser, argv)
+    if isinstance(args, int):
+        return args
     if args.timeout <= 0:
         return usage_error(parser, "--timeout must be positive")
+    try:
+        command = prepare(args)
+    except BadRequestError as exc:
+        return usage_error(parser, exc.message)
+    except ValueError as exc:
+        return usage_error(parser, str(exc))
 
-    async def go() -> Exit:
+    async def go() -> None:
         transport = await open_transport(args)
         try:
-            return await command(transport)
+            await command(transport)
         finally:
             await transport.close()
 
     try:
-        return int(asyncio.run(go()))
+        asyncio.run(go())
     except ConfigError as exc:
         return usage_error(parser, str(exc))
     except MLBuffetError as exc:
         return int(fail(exc, args.json))
     except KeyboardInterrupt:
         return 130
+    return int(Exit.OK)

@@ -10,7 +10,6 @@ same checks and the same events.
 from __future__ import annotations
 
 import asyncio
-import logging
 import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -40,8 +39,6 @@ NO_RESPONDERS_WAIT_S = 3.0
 """How long an inference waits for a modelhost to take a model none serves yet."""
 CONNECT_WAIT_S = 2.0
 WHO = "the client"
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,13 +338,7 @@ class Client:
 
     async def _publish(self, event: str, model: str, version: int | None) -> None:
         """Tell the cluster what this client changed, as the gateway does; best effort."""
-        message = ModelEvent(
-            event=event, model=model, version=version, node=self.node_id, at=time.time()
-        )
-        try:
-            await self.nc.publish(subjects.model_events(model), pack(message))
-        except Exception:
-            log.warning("could not publish the %s event of %s", event, model, exc_info=True)
+        await nats_request.publish_model_event(self.nc, self.node_id, event, model, version)
 
     def __repr__(self) -> str:
         return f"Client(node_id={self.node_id!r}, servers={self.nc.servers!r})"

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from mlbuffet.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
 from mlbuffet.protocol.messages import ModelEvent, unpack_map
@@ -85,7 +86,7 @@ class EventStream:
                         subject, cb=self._on_message, pending_msgs_limit=PENDING_EVENTS
                     )
                 )
-            await self._nc.flush()
+            await flush_subscriptions(self._nc)
         return self
 
     async def _on_message(self, msg: Msg) -> None:
