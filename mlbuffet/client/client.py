@@ -31,13 +31,16 @@ from mlbuffet.protocol.errors import ServiceUnavailableError, UnsupportedMediaTy
 from mlbuffet.protocol.messages import InferRequest, InferResponse, ModelEvent, pack, unpack
 from mlbuffet.protocol.names import parse_model_name, parse_version
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
-from mlbuffet.registry import ModelInspector, Registry
+from mlbuffet.registry import Registry
+from mlbuffet.registry.check_file import inspect_in_subprocess
 
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of a request that brings none, as the gateway's --request-timeout."""
 NO_RESPONDERS_WAIT_S = 3.0
 """How long an inference waits for a modelhost to take a model none serves yet."""
 CONNECT_WAIT_S = 2.0
+DEFAULT_INPUT_TTL_S = 5.0
+"""How long the input name of a default version is trusted (see Client._only_input)."""
 WHO = "the client"
 
 
@@ -94,7 +97,7 @@ class Client:
         self._owns_connection = owns_connection
         self._registry: Registry | None = None
         self._registry_lock = asyncio.Lock()
-        self._inspector: ModelInspector | None = None
+        self._input_names: dict[tuple[str, int | None], tuple[str, float]] = {}
 
     @classmethod
     async def connect(
@@ -151,9 +154,6 @@ class Client:
 
     async def close(self) -> None:
         """Close what this client opened (safe twice)."""
-        if self._inspector is not None:
-            self._inspector.close()
-            self._inspector = None
         if self._owns_connection:
             await close_quietly(self.nc)
 
@@ -182,8 +182,7 @@ class Client:
         name = parse_model_name(model)
         pinned = None if version is None else parse_version(version)
         if not isinstance(inputs, Mapping):
-            record = await self.model(name)
-            inputs = {only_input(record.version(pinned).signature, name): inputs}
+            inputs = {await self._only_input(name, pinned): inputs}
         request = InferRequest(
             model=name,
             version=pinned,
@@ -202,6 +201,22 @@ class Client:
             on_no_responders=lambda: self._check_exists(name, pinned),
         )
         return InferResult(unpack(reply, InferResponse.from_dict))
+
+    async def _only_input(self, name: str, version: int | None) -> str:
+        """The input name of a single-input model, cached: a registry read costs a round trip.
+
+        A pinned version never changes; the default may, so its answer is kept
+        for DEFAULT_INPUT_TTL_S only (a stale name would come back as a 422).
+        """
+        key = (name, version)
+        cached = self._input_names.get(key)
+        now = time.monotonic()
+        if cached is not None and (version is not None or now < cached[1]):
+            return cached[0]
+        record = await self.model(name)
+        input_name = only_input(record.version(version).signature, name)
+        self._input_names[key] = (input_name, now + DEFAULT_INPUT_TTL_S)
+        return input_name
 
     async def _check_exists(self, name: str, version: int | None) -> None:
         """ModelNotFoundError (404) if no modelhost will ever serve `name` (`version`)."""
@@ -239,7 +254,7 @@ class Client:
     ) -> Uploaded:
         """Add a version of `name` from an ONNX file (a path, or its bytes).
 
-        The file is loaded by onnxruntime in a worker process first, as the
+        The file is loaded by onnxruntime in a separate process first, as the
         gateway does: one that does not load is an UnprocessableError (422).
         """
         name = parse_model_name(name)
@@ -256,9 +271,7 @@ class Client:
                     raise UnsupportedMediaTypeError(
                         f"{path.name!r}: only ONNX models (.onnx) can be uploaded"
                     )
-            if self._inspector is None:
-                self._inspector = ModelInspector()
-            checked = await self._inspector.inspect(path)
+            checked = await inspect_in_subprocess(path)
             async with _mapped():
                 record, version = await registry.add_version(
                     name,

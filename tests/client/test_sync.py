@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import numpy as np
@@ -55,3 +56,24 @@ async def test_a_sync_client_that_cannot_connect_raises_and_leaves_no_thread():
     with pytest.raises(ServiceUnavailableError):
         await asyncio.to_thread(SyncClient, "nats://127.0.0.1:1", connect_wait=0)
     assert not client_threads()
+
+
+async def test_a_script_without_a_main_guard_can_upload(
+    nats_server, model_files, tmp_path, registry
+):
+    """The file check runs in a fresh interpreter: nothing re-imports the user's script."""
+    script = tmp_path / "push.py"
+    script.write_text(
+        "import sys\n"
+        "from mlbuffet import SyncClient\n"
+        "with SyncClient(sys.argv[1]) as client:\n"
+        "    print(client.upload('add', sys.argv[2]).version)\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), nats_server.url, str(model_files.add_one),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert out == b"1\n"
+    assert sorted((await registry.get("add")).versions) == [1]
