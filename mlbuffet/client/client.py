@@ -14,7 +14,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +21,14 @@ from nats.aio.client import Client as NatsClient
 
 from mlbuffet import nats_request
 from mlbuffet.client.events import EventStream
-from mlbuffet.client.results import InferResult, Inputs, input_tensors, only_input
+from mlbuffet.client.results import (
+    Deleted,
+    InferResult,
+    Inputs,
+    Uploaded,
+    input_tensors,
+    only_input,
+)
 from mlbuffet.config import DEFAULT_NATS_URL, NatsConfig, split_urls
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.nodes import new_node_id
@@ -42,27 +48,6 @@ CONNECT_WAIT_S = 2.0
 DEFAULT_INPUT_TTL_S = 5.0
 """How long the input name of a default version is trusted (see Client._only_input)."""
 WHO = "the client"
-
-
-@dataclass(frozen=True, slots=True)
-class Uploaded:
-    """What an upload made: the fields of the REST API's 201 answer."""
-
-    model: str
-    version: int
-    default_version: int
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class Deleted:
-    """What a delete removed, and what is left (no versions: the model is gone)."""
-
-    model: str
-    deleted_versions: tuple[int, ...]
-    default_version: int | None
-    versions: tuple[int, ...]
 
 
 @asynccontextmanager

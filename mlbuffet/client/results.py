@@ -1,4 +1,4 @@
-"""numpy arrays -> request tensors, and a response's outputs -> numpy arrays.
+"""What the client sends and gets: arrays -> tensors, outputs -> arrays, registry changes.
 
 Arrays travel as they are, in their own dtype: the client never guesses a
 cast. Lists and scalars become arrays with numpy's own rules first.
@@ -7,6 +7,7 @@ cast. Lists and scalars become arrays with numpy's own rules first.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -85,3 +86,24 @@ class InferResult(Mapping[str, Any]):
             f"InferResult(model={self.model!r}, version={self.version}, node={self.node!r}, "
             f"outputs={list(self._outputs)})"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """What an upload made: the fields of the REST API's 201 answer."""
+
+    model: str
+    version: int
+    default_version: int
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What a delete removed, and what is left (no versions: the model is gone)."""
+
+    model: str
+    deleted_versions: tuple[int, ...]
+    default_version: int | None
+    versions: tuple[int, ...]

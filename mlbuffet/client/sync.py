@@ -13,9 +13,9 @@ from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from mlbuffet.client.client import Client, Deleted, Uploaded
+from mlbuffet.client.client import Client
 from mlbuffet.client.events import Event, EventStream
-from mlbuffet.client.results import InferResult, Inputs
+from mlbuffet.client.results import Deleted, InferResult, Inputs, Uploaded
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
 
 _T = TypeVar("_T")
