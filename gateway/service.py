@@ -7,7 +7,6 @@ in one place: no responders is 503, a timeout is 504.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,13 +18,14 @@ from aiohttp import web
 from nats.aio.client import Client
 
 from gateway.config import GatewayConfig
+from mlbuffet import nats_request
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.nats_request import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     MLBuffetError,
     ModelNotReadyError,
-    PayloadTooLargeError,
     ServiceUnavailableError,
 )
 from mlbuffet.protocol.headers import Header
@@ -34,7 +34,6 @@ from mlbuffet.protocol.messages import (
     EchoRequest,
     InferRequest,
     InferResponse,
-    ModelEvent,
     pack,
     unpack,
 )
@@ -42,13 +41,6 @@ from mlbuffet.registry import ModelInspector, Registry, RegistryView
 from mlbuffet.runner import StartupError
 
 log = logging.getLogger(__name__)
-
-RETRY_FIRST_WAIT_S = 0.05
-RETRY_MAX_WAIT_S = 0.5
-
-
-def deadline_header(deadline: float) -> dict[str, str]:
-    return {Header.DEADLINE.value: str(int(deadline * 1000))}
 
 
 @dataclass
@@ -66,43 +58,14 @@ class Mesh:
         No responders is retried until the deadline, at most `no_responders_wait_s`:
         right after an upload or a restart, modelhosts need a moment to take a model.
         """
-        if len(payload) > self.nc.max_payload:
-            raise PayloadTooLargeError(
-                f"the request is {len(payload)} bytes encoded, over the NATS limit of "
-                f"{self.nc.max_payload}; send a smaller batch"
-            )
-        give_up_waiting = time.monotonic() + self.config.no_responders_wait_s
-        wait = RETRY_FIRST_WAIT_S
-        while True:
-            timeout = deadline - time.time()
-            if timeout <= 0:
-                raise DeadlineExceededError("no answer before the request's deadline")
-            try:
-                msg = await self.nc.request(
-                    subject, payload, timeout=timeout, headers=deadline_header(deadline)
-                )
-                return msg.data
-            except nats.errors.NoRespondersError:
-                if time.monotonic() + wait > give_up_waiting or deadline - time.time() < wait:
-                    raise ModelNotReadyError(
-                        "no modelhost serves this model right now; start one, or check "
-                        "that one can load it"
-                    ) from None
-            except nats.errors.TimeoutError:
-                raise DeadlineExceededError(
-                    f"no answer from a modelhost within {timeout:.1f} s"
-                ) from None
-            except (
-                nats.errors.ConnectionClosedError,
-                nats.errors.ConnectionReconnectingError,
-                nats.errors.ConnectionDrainingError,
-                nats.errors.OutboundBufferLimitError,
-            ):
-                raise ServiceUnavailableError(
-                    "the gateway has lost its NATS connection; retry"
-                ) from None
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, RETRY_MAX_WAIT_S)
+        return await nats_request.request(
+            self.nc,
+            subject,
+            payload,
+            deadline,
+            no_responders_wait_s=self.config.no_responders_wait_s,
+            who="the gateway",
+        )
 
     async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResponse:
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
@@ -141,13 +104,7 @@ class Mesh:
 
     async def publish_event(self, event: str, model: str, version: int | None) -> None:
         """Tell the cluster what this gateway changed; best effort, never fails the request."""
-        message = ModelEvent(
-            event=event, model=model, version=version, node=self.node_id, at=time.time()
-        )
-        try:
-            await self.nc.publish(subjects.model_events(model), pack(message))
-        except Exception:
-            log.warning("could not publish the %s event of %s", event, model, exc_info=True)
+        await nats_request.publish_model_event(self.nc, self.node_id, event, model, version)
 
     async def changed(self) -> None:
         """After a registry write: wait until this gateway's view shows it (read your writes)."""

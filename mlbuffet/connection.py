@@ -31,10 +31,12 @@ def _tls_context(config: NatsConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def connect(config: NatsConfig, name: str) -> Client:
+async def connect(config: NatsConfig, name: str, **overrides: object) -> Client:
     """Connect to NATS, trying for `config.connect_wait_s` before giving up.
 
     Once connected the client reconnects forever: a role outlives a NATS restart.
+    `overrides` go to nats.connect as they are (an nkeys_seed, an ssl context as
+    `tls`, ...), for callers whose options NatsConfig does not spell.
     """
     connected = False
     options: dict[str, object] = {
@@ -59,6 +61,7 @@ async def connect(config: NatsConfig, name: str) -> Client:
     tls = _tls_context(config)
     if tls is not None:
         options["tls"] = tls
+    options.update(overrides)
 
     async def error_cb(exc: Exception) -> None:
         if connected:
@@ -107,3 +110,15 @@ async def close_quietly(nc: Client) -> None:
         await nc.close()
     except Exception:
         log.debug("NATS close failed", exc_info=True)
+
+
+async def flush_subscriptions(nc: Client) -> None:
+    """Return once the server has every subscription made on `nc` so far.
+
+    nats-py (2.16) writes flush()'s PING straight to the socket, ahead of
+    commands still queued for its flusher task, so the PONG of one flush can
+    come back before a new SUB reached the server. The first flush lets the
+    flusher write what was queued; the second PING follows it on the wire.
+    """
+    await nc.flush()
+    await nc.flush()

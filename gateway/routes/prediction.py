@@ -7,13 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from gateway.envelope import reply
-from gateway.images import image_tensor
-from gateway.inputs import tensors_from_values
-from gateway.outputs import to_json
 from gateway.readiness import require_serving
 from gateway.routes.common import json_body, json_object, mesh_of, model_ref
 from gateway.routes.table import Route
 from gateway.uploads import read_form, spool_folder
+from mlbuffet.images import image_tensor
+from mlbuffet.inputs import tensors_from_values
+from mlbuffet.outputs import to_json
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
 from mlbuffet.protocol.messages import InferRequest, Tensor
 from mlbuffet.protocol.records import Signature, TensorSpec

@@ -20,6 +20,8 @@ ROLES: dict[str, tuple[str, str]] = {
     "status": ("mlbuffet.cli.status", "a table of the cluster's nodes and models"),
     "events": ("mlbuffet.cli.events", "follow the event stream (models, nodes)"),
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
+    "models": ("mlbuffet.cli.models", "list, show, push, delete models; set the default version"),
+    "predict": ("mlbuffet.cli.predict", "one prediction from JSON values, an image or .npy files"),
 }
 
 USAGE = "usage: mlbuffet {" + ",".join(ROLES) + "} [options]   (mlbuffet <command> --help)"

@@ -23,8 +23,8 @@ def describe(spec: TensorSpec) -> str:
     return f"{spec.name} ({spec.datatype} {list(spec.shape)})"
 
 
-def tensors_from_values(values: Any, signature: Signature) -> tuple[Tensor, ...]:
-    """The request's input tensors; UnprocessableError names what does not fit and what would."""
+def arrays_from_values(values: Any, signature: Signature) -> dict[str, npt.NDArray[Any]]:
+    """The input arrays by name, typed and shaped; UnprocessableError names what does not fit."""
     specs = signature.inputs
     if isinstance(values, Mapping):
         by_name = {spec.name: spec for spec in specs}
@@ -45,11 +45,24 @@ def tensors_from_values(values: Any, signature: Signature) -> tuple[Tensor, ...]
             f"the model takes {len(specs)} inputs; give values as a map of input names: "
             + ", ".join(describe(s) for s in specs)
         )
-    return tuple(tensor_from_values(given[spec.name], spec) for spec in specs)
+    return {spec.name: shaped(array_from_values(given[spec.name], spec), spec) for spec in specs}
+
+
+def tensors_from_values(values: Any, signature: Signature) -> tuple[Tensor, ...]:
+    """The request's input tensors; UnprocessableError names what does not fit and what would."""
+    return tuple(
+        _tensor(spec, array)
+        for spec, array in zip(
+            signature.inputs, arrays_from_values(values, signature).values(), strict=True
+        )
+    )
 
 
 def tensor_from_values(raw: Any, spec: TensorSpec) -> Tensor:
-    array = shaped(array_from_values(raw, spec), spec)
+    return _tensor(spec, shaped(array_from_values(raw, spec), spec))
+
+
+def _tensor(spec: TensorSpec, array: npt.NDArray[Any]) -> Tensor:
     # The array already has the spec's dtype: encode it without looking the datatype up again.
     if spec.datatype == tensors.BYTES:
         data = tensors.encode_bytes_elements(array.reshape(-1))

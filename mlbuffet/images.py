@@ -28,7 +28,7 @@ from mlbuffet.protocol.errors import (
     UnsupportedMediaTypeError,
 )
 from mlbuffet.protocol.messages import Tensor
-from mlbuffet.protocol.records import DYNAMIC, TensorSpec
+from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec
 
 PREPROCESSING = ("raw", "unit", "imagenet")
 MAX_PIXELS = 64 * 1024 * 1024
@@ -38,6 +38,22 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _CHANNELS = (1, 3, 4)
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def image_input(signature: Signature, name: str | None) -> TensorSpec:
+    """The input an image goes to: the one named, or the model's only input."""
+    if name is not None:
+        for spec in signature.inputs:
+            if spec.name == name:
+                return spec
+        raise UnprocessableError(
+            f"unknown input {name!r}; the model takes {', '.join(s.name for s in signature.inputs)}"
+        )
+    if len(signature.inputs) != 1:
+        raise UnprocessableError(
+            "the model takes several inputs: name the image's with the field or parameter 'input'"
+        )
+    return signature.inputs[0]
 
 
 def layout_of(spec: TensorSpec) -> tuple[bool, bool]:
@@ -57,6 +73,12 @@ def layout_of(spec: TensorSpec) -> tuple[bool, bool]:
 
 
 def image_tensor(data: bytes, spec: TensorSpec, preprocess: str = "raw") -> Tensor:
+    """Decode `data` with pillow and lay it out for `spec`, as a wire tensor."""
+    datatype, shape, raw = tensors.encode_array(image_array(data, spec, preprocess))
+    return Tensor(name=spec.name, datatype=datatype, shape=tuple(shape), data=raw)
+
+
+def image_array(data: bytes, spec: TensorSpec, preprocess: str = "raw") -> npt.NDArray[Any]:
     """Decode `data` with pillow and lay it out for `spec`."""
     if preprocess not in PREPROCESSING:
         raise UnprocessableError(f"preprocess must be one of {', '.join(PREPROCESSING)}")
@@ -92,8 +114,7 @@ def image_tensor(data: bytes, spec: TensorSpec, preprocess: str = "raw") -> Tens
         array = array.transpose(2, 0, 1)
     if batched:
         array = array[np.newaxis, ...]
-    datatype, shape, raw = tensors.encode_array(array)
-    return Tensor(name=spec.name, datatype=datatype, shape=tuple(shape), data=raw)
+    return array
 
 
 def decode(data: bytes) -> Image.Image:

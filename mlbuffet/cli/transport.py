@@ -1,0 +1,67 @@
+"""What `mlbuffet models` and `mlbuffet predict` ask of a server, over REST or NATS.
+
+Both transports answer in the same plain maps (the REST API's fields), so the
+commands print and `--json` the same whichever way the request went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from mlbuffet.protocol.names import ModelRef
+
+
+@dataclass(frozen=True, slots=True)
+class PredictInput:
+    """One of: JSON `values`, an `image` file, or named arrays (name "" for a single-input model)."""
+
+    values: Any = None
+    image: Path | None = None
+    preprocess: str = "raw"
+    image_input: str | None = None
+    arrays: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+
+    def values_for_json(self) -> Any:
+        """`values` as the REST API takes them: arrays become a map of input names to lists."""
+        if not self.arrays:
+            return self.values
+        if list(self.arrays) == [""]:
+            return self.arrays[""].tolist()
+        return {name: _listed(array) for name, array in self.arrays.items()}
+
+
+def _listed(array: npt.NDArray[Any]) -> Any:
+    if array.dtype.kind == "S" or array.dtype == np.dtype(object):
+        return np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v)(array).tolist()
+    return array.tolist()
+
+
+class Transport(Protocol):
+    """The calls the CLI makes; each answer is a JSON-ready map, each failure an MLBuffetError."""
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """Every model: model, description, default_version, versions."""
+
+    async def show(self, ref: ModelRef) -> dict[str, Any]:
+        """As GET /api/v1/models/<ref>."""
+
+    async def push(
+        self, name: str, path: Path, description: str | None, make_default: bool
+    ) -> dict[str, Any]:
+        """model, version, default_version, sha256, size."""
+
+    async def delete(self, name: str, version: int | str | None) -> dict[str, Any]:
+        """model, deleted_versions, default_version, versions ("all": every version)."""
+
+    async def set_default(self, name: str, version: int) -> dict[str, Any]:
+        """model, default_version."""
+
+    async def predict(self, ref: ModelRef, given: PredictInput) -> dict[str, Any]:
+        """model, version, node, outputs (by name, JSON-ready)."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,91 @@
+"""`mlbuffet models` over REST and NATS against a real mesh: tables, --json, exit codes."""
+
+from __future__ import annotations
+
+
+async def test_push_list_show_default_and_delete_round_trip(cli, transport, registry, model_files):
+    pushed = await cli(
+        "models", "push", "add", str(model_files.add_one), "--description", "adds one", *transport
+    )
+    assert pushed.code == 0, pushed.err
+    assert pushed.out.startswith("uploaded add version 1 (default version: 1, ")
+
+    second = await cli(
+        "models", "push", "add", str(model_files.add_two), "--no-default", "--json", *transport
+    )
+    assert second.code == 0, second.err
+    answer = second.json()
+    assert (answer["model"], answer["version"], answer["default_version"]) == ("add", 2, 1)
+    assert (await registry.get("add")).default_version == 1
+
+    listed = await cli("models", "list", *transport)
+    assert listed.code == 0, listed.err
+    assert listed.out.splitlines() == [
+        "MODEL  DEFAULT  VERSIONS  DESCRIPTION",
+        "add    1        1,2       adds one",
+    ]
+    as_json = (await cli("models", "list", "--json", *transport)).json()
+    assert as_json == [
+        {"model": "add", "description": "adds one", "default_version": 1, "versions": [1, 2]}
+    ]
+
+    shown = await cli("models", "show", "add:2", *transport)
+    assert shown.code == 0, shown.err
+    lines = shown.out.splitlines()
+    assert "version:             2" in lines and "default version:     1" in lines
+    assert "INPUT  DATATYPE  SHAPE" in lines and "x      FP32      [-1, 4]" in lines
+    details = (await cli("models", "show", "add", "--json", *transport)).json()
+    assert details["version"] == 1 and details["inputs"][0]["name"] == "x"
+
+    made = await cli("models", "default", "add", "2", *transport)
+    assert (made.code, made.out) == (0, "add: default version is 2\n"), made.err
+    assert (await registry.get("add")).default_version == 2
+
+    deleted = await cli("models", "delete", "add:1", "--json", *transport)
+    assert deleted.code == 0, deleted.err
+    assert deleted.json() == {
+        "model": "add",
+        "deleted_versions": [1],
+        "default_version": 2,
+        "versions": [2],
+    }
+    last = await cli("models", "delete", "add", *transport)
+    assert last.out == "deleted add version 2 (no versions left: the model is gone)\n"
+    assert await registry.list() == []
+
+
+async def test_an_unknown_model_exits_3_with_the_servers_message(cli, transport):
+    shown = await cli("models", "show", "nosuch", *transport)
+    assert shown.code == 3
+    assert shown.err == "mlbuffet: error 404: model 'nosuch' not found\n"
+    as_json = await cli("models", "delete", "nosuch:all", "--json", *transport)
+    assert as_json.code == 3
+    assert as_json.json()["error"]["code"] == 404
+
+
+async def test_a_file_onnxruntime_cannot_load_exits_4(cli, transport, model_files, registry):
+    pushed = await cli("models", "push", "bad", str(model_files.not_onnx), *transport)
+    assert pushed.code == 4
+    assert "error 422: " in pushed.err and "not an ONNX model" in pushed.err
+    assert await registry.list() == []
+
+
+async def test_usage_errors_exit_2_before_anything_is_sent(cli, tmp_path):
+    unreachable = ["--url", "http://127.0.0.1:1"]
+    missing = await cli("models", "push", "m", str(tmp_path / "none.onnx"), *unreachable)
+    assert missing.code == 2 and "no such file" in missing.err
+    bad_name = await cli("models", "show", "a.b", *unreachable)
+    assert bad_name.code == 2 and "invalid model name" in bad_name.err
+    bad_version = await cli("models", "default", "m", "x", *unreachable)
+    assert bad_version.code == 2 and "invalid version" in bad_version.err
+    assert (await cli("models")).code == 2
+    assert (await cli("models", "list", "--help")).code == 0
+
+
+async def test_an_unreachable_server_exits_5(cli):
+    over_rest = await cli("models", "list", "--url", "http://127.0.0.1:1")
+    assert over_rest.code == 5 and "cannot reach http://127.0.0.1:1" in over_rest.err
+    over_nats = await cli(
+        "models", "list", "--nats", "nats://127.0.0.1:1", "--nats-connect-wait", "0"
+    )
+    assert over_nats.code == 5 and "cannot reach NATS" in over_nats.err
