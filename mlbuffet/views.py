@@ -27,4 +27,5 @@ def model_details(record: ModelRecord, version: VersionRecord) -> dict[str, Any]
         "uploaded_at": version.uploaded_at,
         "inputs": [s.to_dict() for s in version.signature.inputs],
         "outputs": [s.to_dict() for s in version.signature.outputs],
+        "settings": record.settings.to_dict(),
     }

@@ -16,7 +16,8 @@ from gateway.uploads import read_form, spool_folder
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
 from mlbuffet.protocol.messages import ModelEvent
 from mlbuffet.protocol.names import ModelRef, parse_model_name
-from mlbuffet.protocol.records import ModelRecord, ModelSettings, VersionRecord
+from mlbuffet.protocol.records import ModelSettings, VersionRecord
+from mlbuffet.views import model_details
 
 UPLOAD_FIELDS = ("path", "file")
 """Form fields that may carry the model file: `path` as in the original API, or `file`."""
@@ -32,25 +33,6 @@ def version_summary(record: VersionRecord) -> dict[str, Any]:
         "library": record.library,
         "sha256": record.sha256,
         "size": record.size,
-    }
-
-
-def model_details(record: ModelRecord, version: VersionRecord) -> dict[str, Any]:
-    return {
-        "model": record.name,
-        "description": record.description,
-        "default_version": record.default_version,
-        "versions": sorted(record.versions),
-        "version": version.version,
-        "version_description": version.description,
-        "library": version.library,
-        "file": version.filename,
-        "sha256": version.sha256,
-        "size": version.size,
-        "uploaded_at": version.uploaded_at,
-        "inputs": [s.to_dict() for s in version.signature.inputs],
-        "outputs": [s.to_dict() for s in version.signature.outputs],
-        "settings": record.settings.to_dict(),
     }
 
 

@@ -11,12 +11,12 @@ from gateway.readiness import require_serving
 from gateway.routes.common import json_body, json_object, mesh_of, model_ref
 from gateway.routes.table import Route
 from gateway.uploads import read_form, spool_folder
-from mlbuffet.images import image_tensor
+from mlbuffet.images import image_input, image_tensor
 from mlbuffet.inputs import tensors_from_values
 from mlbuffet.outputs import to_json
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
 from mlbuffet.protocol.messages import InferRequest, Tensor
-from mlbuffet.protocol.records import Signature, TensorSpec
+from mlbuffet.protocol.records import Signature
 
 IMAGE_FIELDS = ("file", "path")
 """Form fields that may carry the image: `file` as in the original README, or `path`."""
@@ -65,23 +65,8 @@ async def _image_inputs(request: web.Request, signature: Signature) -> tuple[Ten
             )
         data = image.path.read_bytes()
     options: dict[str, Any] = {**request.query, **form.fields}
-    spec = _image_input(signature, options.get("input"))
+    spec = image_input(signature, options.get("input"))
     return (image_tensor(data, spec, options.get("preprocess", "raw")),)
-
-
-def _image_input(signature: Signature, name: str | None) -> TensorSpec:
-    if name is not None:
-        for spec in signature.inputs:
-            if spec.name == name:
-                return spec
-        raise UnprocessableError(
-            f"unknown input {name!r}; the model takes {', '.join(s.name for s in signature.inputs)}"
-        )
-    if len(signature.inputs) != 1:
-        raise UnprocessableError(
-            "the model takes several inputs: name the image's with the field or parameter 'input'"
-        )
-    return signature.inputs[0]
 
 
 _SUMMARY = (
