@@ -1,4 +1,4 @@
-"""One iris prediction at a time: REST /api/v1 against mlbuffet.Client over NATS.
+"""One iris prediction at a time: REST /api/v1, /v2 JSON and binary, and mlbuffet.Client over NATS.
 
     python -m bench.client_iris [--requests 500]
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -76,7 +77,6 @@ async def measure(requests: int) -> None:
                         if time.monotonic() > deadline:
                             raise
                         await asyncio.sleep(0.1)
-                timings: dict[str, list[float]] = {"rest": [], "array": [], "named": []}
 
                 async def over_rest() -> None:
                     path = f"{rest}/api/v1/models/iris/prediction"
@@ -84,11 +84,53 @@ async def measure(requests: int) -> None:
                         assert response.status == 200
                         await response.read()
 
+                v2_path = f"{rest}/v2/models/iris/infer"
+                v2_json = {
+                    "inputs": [
+                        {"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": ROW}
+                    ],
+                    "outputs": [{"name": "output_label"}],
+                }
+                header = json.dumps(
+                    {
+                        "inputs": [
+                            {
+                                "name": "float_input",
+                                "shape": [1, 4],
+                                "datatype": "FP32",
+                                "parameters": {"binary_data_size": 16},
+                            }
+                        ],
+                        "outputs": [{"name": "output_label", "parameters": {"binary_data": True}}],
+                    }
+                ).encode()
+                v2_binary = header + row.tobytes()
+
+                async def over_v2_json() -> None:
+                    async with http.post(v2_path, json=v2_json) as response:
+                        assert response.status == 200, await response.text()
+                        await response.read()
+
+                async def over_v2_binary() -> None:
+                    async with http.post(
+                        v2_path,
+                        data=v2_binary,
+                        headers={
+                            "Inference-Header-Content-Length": str(len(header)),
+                            "Content-Type": "application/octet-stream",
+                        },
+                    ) as response:
+                        assert response.status == 200, await response.text()
+                        await response.read()
+
                 calls = {
                     "rest": over_rest,
+                    "v2-json": over_v2_json,
+                    "v2-binary": over_v2_binary,
                     "array": lambda: client.infer("iris", row),
                     "named": lambda: client.infer("iris", {"float_input": row}),
                 }
+                timings: dict[str, list[float]] = {name: [] for name in calls}
                 for round_ in range(50 + requests):
                     for name, call in calls.items():
                         started = time.perf_counter()
@@ -96,6 +138,8 @@ async def measure(requests: int) -> None:
                         if round_ >= 50:
                             timings[name].append(time.perf_counter() - started)
             print(f"REST /api/v1 (JSON values)           : {percentiles(timings['rest'])}")
+            print(f"REST /v2 infer, JSON                 : {percentiles(timings['v2-json'])}")
+            print(f"REST /v2 infer, binary extension     : {percentiles(timings['v2-binary'])}")
             print(f"NATS mlbuffet.Client, one array      : {percentiles(timings['array'])}")
             print(f"NATS mlbuffet.Client, named input    : {percentiles(timings['named'])}")
         finally:
