@@ -8,8 +8,13 @@ from gateway.config import GatewayConfig
 from gateway.envelope import errors_middleware
 from gateway.routes import ROUTES, Route
 from gateway.routes.root import HELP
+from gateway.security import add_routes, guard_middleware, protect
 from gateway.service import CONFIG, NODE_ID, mesh_context
 from mlbuffet.nodes import new_node_id
+
+
+def _scope(route: Route) -> str:
+    return route.scope.value if route.scope is not None else "admin"
 
 
 def render_help(routes: tuple[Route, ...]) -> str:
@@ -18,7 +23,9 @@ def render_help(routes: tuple[Route, ...]) -> str:
         "MLBuffet: a machine-learning model server on a NATS mesh.",
         "Models are named <model>; <model>:<version> or <model>:default pick a version.",
         "",
-        *(f"{r.method:<{width}}  {r.path}  -  {r.summary}" for r in routes),
+        *(f"{r.method:<{width}}  {r.path}  -  {r.summary}  [{_scope(r)}]" for r in routes),
+        "",
+        "[scope] is what an API key needs for the route when keys are configured (docs/security.md).",
         "",
     ]
     return "\n".join(lines)
@@ -27,11 +34,13 @@ def render_help(routes: tuple[Route, ...]) -> str:
 def create_app(config: GatewayConfig, node_id: str | None = None) -> web.Application:
     """The gateway application; NATS is connected when the app starts, not here."""
     # Uploads stream past client_max_size (see uploads.py); it bounds every other body.
-    app = web.Application(middlewares=[errors_middleware], client_max_size=config.max_request_bytes)
+    app = web.Application(
+        middlewares=[errors_middleware, guard_middleware], client_max_size=config.max_request_bytes
+    )
+    protect(app, config)
     app[CONFIG] = config
     app[NODE_ID] = node_id or config.node_id or new_node_id("gateway")
     app[HELP] = render_help(ROUTES)
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+    add_routes(app, ROUTES)
     app.cleanup_ctx.append(mesh_context)
     return app

@@ -9,6 +9,7 @@ Nothing below `main` reads the environment.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,16 @@ NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 
 class ConfigError(ValueError):
     """A setting has a value that cannot work; the message names the setting."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def split_urls(raw: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from gateway.readiness import require_serving
 from gateway.routes.common import json_body, json_object, mesh_of, model_ref
 from gateway.routes.table import Route
 from gateway.uploads import read_form, spool_folder
+from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
 from mlbuffet.protocol.messages import InferRequest, Tensor
 from mlbuffet.protocol.records import Signature, TensorSpec
@@ -89,11 +90,12 @@ _SUMMARY = (
     "form field 'file'; <model>[:<version>]"
 )
 ROUTES = (
-    Route("POST", "/api/v1/models/{ref}/prediction", predict, _SUMMARY),
+    Route("POST", "/api/v1/models/{ref}/prediction", predict, _SUMMARY, Scope.PREDICT),
     Route(
         "GET",
         "/api/v1/models/{ref}/prediction",
         predict,
         "the same with GET, as the original README shows",
+        Scope.PREDICT,
     ),
 )

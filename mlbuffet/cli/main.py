@@ -14,6 +14,7 @@ ROLES: dict[str, tuple[str, str]] = {
     "gateway": ("gateway.__main__", "the REST gateway"),
     "modelhost": ("actors.modelhost.__main__", "a modelhost serving models from the registry"),
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
+    "keys": ("mlbuffet.cli.keys", "make an API key for the gateway (docs/security.md)"),
 }
 
 USAGE = "usage: mlbuffet {" + ",".join(ROLES) + "} [options]   (mlbuffet <command> --help)"

@@ -49,6 +49,16 @@ def role_command(role: str, *args: str) -> tuple[str, ...]:
     return (sys.executable, "-u", "-m", "mlbuffet", role, *args)
 
 
+def gateway_security_arguments(config: UpConfig) -> list[str]:
+    """The gateway's --api-keys, --insecure and --cors-origin flags, as `up` was given them."""
+    args = ["--api-keys", config.api_keys_file] if config.api_keys_file else []
+    if config.insecure:
+        args.append("--insecure")
+    for origin in config.cors_origins:
+        args += ["--cors-origin", origin]
+    return args
+
+
 class Mesh:
     """Every process `mlbuffet up` owns, and the order they start and stop in."""
 
@@ -101,7 +111,11 @@ class Mesh:
         self.gateway = self._child(
             "gateway",
             role_command(
-                "gateway", *nats_args, "--host", config.host, "--port", str(config.port), *common
+                "gateway",
+                *nats_args,
+                *("--host", config.host, "--port", str(config.port)),
+                *gateway_security_arguments(config),
+                *common,
             ),
             GATEWAY_READY,
         )
@@ -196,8 +210,9 @@ class Mesh:
             f"[up] data        {data}",
             f"[up] modelhosts  {hosts}",
             f"[up] models      {models}",
+            f"[up] auth        {config.auth_line}",
             f"MLBuffet is up in {elapsed_s:.1f}s: REST {self.rest_url} NATS {nats_url} "
-            f"data {data if self.nats else '-'} (Ctrl-C stops it)",
+            f"data {data if self.nats else '-'} (Ctrl-C stops it; {config.auth_line})",
         ]
 
 
