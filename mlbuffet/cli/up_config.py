@@ -56,6 +56,13 @@ class UpConfig:
     """Loaded here only to refuse an open REST port without keys before anything starts."""
     insecure: bool = False
     cors_origins: tuple[str, ...] = ()
+    nats_auth: bool = False
+    """Generated NATS users even on loopback (always on when NATS listens beyond it)."""
+
+    @property
+    def nats_credentials(self) -> bool:
+        """Whether the embedded nats-server gets users with generated passwords."""
+        return self.embedded_nats and (self.nats_auth or not is_loopback(self.nats_host))
 
     @property
     def auth_line(self) -> str:
@@ -161,6 +168,13 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         default=env_float(environ, "STARTUP_TIMEOUT", 60.0),
         help="give up if a part is not ready by then (MLBUFFET_STARTUP_TIMEOUT; default %(default)s)",
     )
+    add(
+        "--nats-auth",
+        action="store_true",
+        default=_flag(environ, "NATS_AUTH"),
+        help="give the embedded nats-server a user per role with generated passwords even on "
+        "loopback (always done when --nats-host is beyond loopback) (MLBUFFET_NATS_AUTH=1)",
+    )
     add_api_key_arguments(parser, environ)
     args = parser.parse_args(argv)
     try:
@@ -183,5 +197,6 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         api_keys=api_keys,
         insecure=args.insecure,
         cors_origins=cors_origins_from(args, environ),
+        nats_auth=args.nats_auth,
     )
     return config, config.log_level
