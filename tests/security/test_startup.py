@@ -160,3 +160,21 @@ def test_up_on_loopback_says_auth_is_off(start_up: StartUp):
     up = start_up("--modelhosts", "0", "--no-samples")
     assert "[up] auth        API keys off (loopback only)" in up.out()
     assert "(Ctrl-C stops it; API keys off (loopback only))" in up.out()
+
+
+@pytest.mark.parametrize(
+    ("args", "generated"),
+    [
+        ([], False),
+        (["--nats-auth"], True),
+        (["--nats-host", "0.0.0.0"], True),
+        (["--nats-host", "::"], True),
+        (["--nats-host", "127.0.0.1"], False),
+        (["--nats", "nats://127.0.0.1:4222", "--nats-host", "0.0.0.0"], False),
+    ],
+)
+def test_up_generates_nats_users_when_its_nats_server_is_reachable_from_outside(
+    args: list[str], generated: bool
+):
+    config, _ = up_args(args, {})
+    assert config.nats_credentials is generated
