@@ -102,8 +102,11 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)  # no such route: 404 or 405, nothing to protect
     route = request.app[ROUTE_OF].get(request.match_info.route)
     scope = route.scope if route is not None and route.scope is not None else UNSCOPED
-    authorize(request, scope)
     limit = route.max_body_bytes if route is not None else None
+    if limit is not None:
+        # Reading more than `limit` (a body without Content-Length) is a 413 as well.
+        request = request.clone(client_max_size=limit)
+    authorize(request, scope)
     if limit is not None and (request.content_length or 0) > limit:
         raise PayloadTooLargeError(f"this route takes a body of at most {limit} bytes")
     return await handler(request)

@@ -198,6 +198,17 @@ async def test_small_body_routes_refuse_a_large_body_before_reading_it(
     assert response.status == 413
     body = await response.json()
     assert "at most" in body["http_status"]["description"]
+    # Without a Content-Length (chunked), reading past the limit is refused as well.
+
+    async def chunks():
+        for _ in range(8):
+            yield b"x" * (16 * 1024)
+
+    response = await locked_gateway.post(
+        "/api/v1/models/iris/default", data=chunks(), headers=write
+    )
+    assert response.status == 413
+    assert (await response.json())["http_status"]["code"] == 413
     # Unauthenticated, the limit is not even revealed: 401 first.
     response = await locked_gateway.post("/api/v1/models/iris/default", data=b"x" * (256 * 1024))
     assert response.status == 401
