@@ -1,20 +1,25 @@
-"""`mlbuffet up --nats-auth`: the embedded nats-server gets generated users; strangers are out."""
+"""The embedded nats-server with users: `up` generates them, `mlbuffet nats` includes the shipped ones."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 import stat
 from pathlib import Path
 
 import pytest
 
-from mlbuffet.config import NatsConfig
-from mlbuffet.connection import NatsUnavailableError, connect
-from mlbuffet.natsauth import GeneratedCredentials
-from tests.cli.conftest import StartUp, start_up
+from mlbuffet.cli.nats import parse_args as nats_args
+from mlbuffet.config import ConfigError, NatsConfig
+from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.natsauth import ROLE_NAMES, GeneratedCredentials, password_variable
+from mlbuffet.registry import Registry
+from tests.cli.conftest import Spawn, StartUp, spawn, start_up
 from tests.cli.rest import predict
+from tests.security.nats_secure import DEPLOY_AUTH
 
-__all__ = ["start_up"]
+__all__ = ["spawn", "start_up"]
 
 pytestmark = pytest.mark.processes
 
@@ -46,3 +51,52 @@ def test_generated_credentials_are_fresh_and_rendered_for_each_role():
     text = first.authorization()
     for password in first.passwords.values():
         assert password in text
+
+
+LISTENING = re.compile(r"^nats-server listening on (nats://\S+) ", re.M)
+
+
+def test_mlbuffet_nats_with_the_shipped_users(spawn: Spawn, tmp_path: Path):
+    passwords = {role: secrets.token_urlsafe(16) for role in ROLE_NAMES}
+    env = {password_variable(role): password for role, password in passwords.items()}
+    proc = spawn(
+        "nats",
+        "--nats-port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "n"),
+        "--include",
+        str(DEPLOY_AUTH),
+        env=env,
+    )
+    url = proc.wait_for_output(LISTENING, 20).group(1)
+
+    async def check() -> None:
+        nc = await connect(
+            NatsConfig(urls=(url,), user="gateway", password=passwords["gateway"]), name="gw"
+        )
+        registry, created = await Registry.open(nc.jetstream())
+        assert created and await registry.list() == []
+        await close_quietly(nc)
+        with pytest.raises(NatsUnavailableError):
+            await connect(NatsConfig(urls=(url,), connect_wait_s=0), name="stranger")
+
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (["--host", "0.0.0.0"], True),
+        (["--host", "0.0.0.0", "--insecure"], False),
+        (["--host", "0.0.0.0", "--include", str(DEPLOY_AUTH)], False),
+        (["--include", "/nonexistent/auth.conf"], True),
+        ([], False),
+    ],
+)
+def test_mlbuffet_nats_beyond_loopback_needs_users(args: list[str], refused: bool):
+    if refused:
+        with pytest.raises(ConfigError):
+            nats_args(args, {})
+    else:
+        nats_args(args, {})
