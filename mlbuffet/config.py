@@ -82,7 +82,9 @@ class NatsConfig:
         """The inbox prefix this client uses (see `inbox_prefix`)."""
         if self.inbox_prefix:
             return self.inbox_prefix
-        return f"_INBOX.{self.user}" if self.user else "_INBOX"
+        if self.user and _INBOX_PREFIX.fullmatch(self.user) and "." not in self.user:
+            return f"_INBOX.{self.user}"
+        return "_INBOX"  # no user, or one that is no single subject token
 
     def environment(self) -> dict[str, str]:
         """The secrets of this config as MLBUFFET_* variables: how `up` hands them to a child

@@ -178,3 +178,38 @@ def test_up_generates_nats_users_when_its_nats_server_is_reachable_from_outside(
 ):
     config, _ = up_args(args, {})
     assert config.nats_credentials is generated
+
+
+@pytest.mark.parametrize(
+    ("settings", "prefix"),
+    [
+        ({}, "_INBOX"),
+        ({"user": "gateway", "password": "p"}, "_INBOX.gateway"),
+        ({"user": "a.b", "password": "p"}, "_INBOX"),
+        ({"user": "me*", "password": "p"}, "_INBOX"),
+        ({"user": "gateway", "password": "p", "inbox_prefix": "_I.gw"}, "_I.gw"),
+    ],
+)
+def test_reply_inboxes_live_under_the_user_name(settings: dict[str, str], prefix: str):
+    from mlbuffet.config import NatsConfig
+
+    assert NatsConfig(**settings).reply_prefix == prefix  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["_INBOX.>", "a..b", "x y", ""])
+def test_a_wildcard_inbox_prefix_is_refused(bad: str):
+    from mlbuffet.config import NatsConfig
+
+    with pytest.raises(ConfigError):
+        NatsConfig(inbox_prefix=bad)
+
+
+def test_children_get_nats_secrets_in_their_environment_not_their_command_line():
+    from mlbuffet.config import NatsConfig, nats_arguments
+
+    config = NatsConfig(user="gateway", password="s3cret", token="t0ken")
+    assert "s3cret" not in nats_arguments(config) and "t0ken" not in nats_arguments(config)
+    assert config.environment() == {
+        "MLBUFFET_NATS_PASSWORD": "s3cret",
+        "MLBUFFET_NATS_TOKEN": "t0ken",
+    }
