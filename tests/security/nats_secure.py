@@ -8,7 +8,6 @@ through the MLBUFFET_NATS_<ROLE>_PASSWORD variables the file refers to.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import nats
 from nats.aio.client import Client
 
 from mlbuffet.config import NatsConfig
-from mlbuffet.natsauth import ROLE_NAMES, password_variable
+from mlbuffet.natsauth import ROLE_NAMES, new_password, password_variable
 from mlbuffet.natsserver import NatsServer, NatsServerConfig
 from tests.security.certs import Pki, make_pki
 
@@ -65,7 +64,7 @@ class SecureNats:
 async def start_secure_nats(folder: Path, environ: dict[str, str]) -> SecureNats:
     """Start the server; `environ` (os.environ, patched by the test) gets the passwords."""
     pki = make_pki(folder / "pki")
-    passwords = {role: secrets.token_urlsafe(18) for role in ROLE_NAMES}
+    passwords = {role: new_password() for role in ROLE_NAMES}
     for role, password in passwords.items():
         environ[password_variable(role)] = password
     data = folder / "nats"

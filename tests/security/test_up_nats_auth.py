@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import stat
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from mlbuffet.cli.nats import parse_args as nats_args
 from mlbuffet.config import ConfigError, NatsConfig
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.natsauth import ROLE_NAMES, GeneratedCredentials, password_variable
+from mlbuffet.natsauth import ROLE_NAMES, GeneratedCredentials, new_password, password_variable
 from mlbuffet.registry import Registry
 from tests.cli.conftest import Spawn, StartUp, spawn, start_up
 from tests.cli.rest import predict
@@ -46,7 +45,7 @@ def test_up_with_generated_nats_users_serves_and_refuses_strangers(
 def test_generated_credentials_are_fresh_and_rendered_for_each_role():
     first, second = GeneratedCredentials.generate(), GeneratedCredentials.generate()
     assert set(first.passwords) == {"admin", "gateway", "modelhost"}
-    assert all(len(p) >= 24 for p in first.passwords.values())
+    assert all(len(p) == 49 and p.isalnum() and p[0].isalpha() for p in first.passwords.values())
     assert not set(first.passwords.values()) & set(second.passwords.values())
     text = first.authorization()
     for password in first.passwords.values():
@@ -57,7 +56,7 @@ LISTENING = re.compile(r"^nats-server listening on (nats://\S+) ", re.M)
 
 
 def test_mlbuffet_nats_with_the_shipped_users(spawn: Spawn, tmp_path: Path):
-    passwords = {role: secrets.token_urlsafe(16) for role in ROLE_NAMES}
+    passwords = {role: new_password() for role in ROLE_NAMES}
     env = {password_variable(role): password for role, password in passwords.items()}
     proc = spawn(
         "nats",
