@@ -14,7 +14,9 @@ from aiohttp.log import access_logger
 
 from gateway.app import create_app
 from gateway.config import MIB, GatewayConfig
+from mlbuffet.apikeys import ApiKeyError, add_api_key_arguments, api_keys_from, cors_origins_from
 from mlbuffet.config import (
+    ConfigError,
     add_actor_arguments,
     add_nats_arguments,
     env,
@@ -68,7 +70,12 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     add_actor_arguments(parser, environ, "gateway")
+    add_api_key_arguments(parser, environ)
     args = parser.parse_args(argv)
+    try:
+        api_keys = api_keys_from(args, environ)
+    except ApiKeyError as exc:
+        raise ConfigError(str(exc)) from None
     config = GatewayConfig(
         nats=nats_config_from(args),
         host=args.host,
@@ -81,6 +88,9 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         tmp_dir=Path(args.tmp_dir) if args.tmp_dir else None,
         access_log=args.access_log,
         heartbeat_interval_s=args.heartbeat_interval,
+        api_keys=api_keys,
+        insecure=args.insecure,
+        cors_origins=cors_origins_from(args, environ),
     )
     return config, args.log_level
 
@@ -112,6 +122,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event) -> int:
             ) from None
         port = _bound_port(runner, config.port)
         host = f"[{config.host}]" if ":" in config.host else config.host
+        announce(f"gateway {node_id} auth: {config.auth_line}")
         announce(f"gateway {node_id} listening on http://{host}:{port}")
         await stop.wait()
     finally:

@@ -10,8 +10,13 @@ from gateway.http_metrics import HTTP_METRICS, HttpMetrics, http_metrics_middlew
 from gateway.observe import EVENT_FEEDS, EventFeeds, close_event_feeds, presence_context
 from gateway.routes import ROUTES, Route
 from gateway.routes.root import HELP
+from gateway.security import add_routes, guard_middleware, protect
 from gateway.service import CONFIG, NODE_ID, mesh_context
 from mlbuffet.nodes import new_node_id
+
+
+def _scope(route: Route) -> str:
+    return route.scope.value if route.scope is not None else "admin"
 
 
 def render_help(routes: tuple[Route, ...]) -> str:
@@ -20,7 +25,9 @@ def render_help(routes: tuple[Route, ...]) -> str:
         "MLBuffet: a machine-learning model server on a NATS mesh.",
         "Models are named <model>; <model>:<version> or <model>:default pick a version.",
         "",
-        *(f"{r.method:<{width}}  {r.path}  -  {r.summary}" for r in routes),
+        *(f"{r.method:<{width}}  {r.path}  -  {r.summary}  [{_scope(r)}]" for r in routes),
+        "",
+        "[scope] is what an API key needs for the route when keys are configured (docs/security.md).",
         "",
     ]
     return "\n".join(lines)
@@ -31,14 +38,14 @@ def create_app(config: GatewayConfig, node_id: str | None = None) -> web.Applica
     # Uploads stream past client_max_size (see uploads.py); it bounds every other body.
     # The metrics middleware is outermost: it counts the status the errors middleware rendered.
     app = web.Application(
-        middlewares=[http_metrics_middleware, errors_middleware],
+        middlewares=[http_metrics_middleware, errors_middleware, guard_middleware],
         client_max_size=config.max_request_bytes,
     )
+    protect(app, config)
     app[CONFIG] = config
     app[NODE_ID] = node_id or config.node_id or new_node_id("gateway")
     app[HELP] = render_help(ROUTES)
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+    add_routes(app, ROUTES)
     app[HTTP_METRICS] = HttpMetrics()
     app[EVENT_FEEDS] = EventFeeds()
     app.cleanup_ctx.append(mesh_context)

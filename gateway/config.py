@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
+from mlbuffet.apikeys import KeyRing, auth_summary, refuse_open_listen
+from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval, is_loopback
 
 MIB = 1024 * 1024
 
@@ -32,6 +33,12 @@ class GatewayConfig:
     registry_replicas: int | None = None
     """Copies of the registry buckets when this node creates them; None: 3 on a cluster of 3+ JetStream nodes, else 1."""
     heartbeat_interval_s: float = 2.0
+    api_keys: KeyRing = field(default_factory=KeyRing)
+    """Accepted API keys; none turns auth off (allowed on loopback only, or with `insecure`)."""
+    insecure: bool = False
+    """Listen beyond loopback without API keys (a warning is printed)."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API from another site; none: CORS off."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -46,3 +53,15 @@ class GatewayConfig:
         if self.no_responders_wait_s < 0 or self.drain_timeout_s < 0:
             raise ConfigError("waits and timeouts must not be negative")
         check_heartbeat_interval(self.heartbeat_interval_s)
+        if not self.api_keys and not self.insecure and not is_loopback(self.host):
+            raise ConfigError(refuse_open_listen(self.host))
+        for origin in self.cors_origins:
+            if origin == "*" or not origin.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"--cors-origin {origin!r}: give an origin like https://app.example.com ('*' is not allowed)"
+                )
+
+    @property
+    def auth_line(self) -> str:
+        """How the gateway is protected, for its start-up output."""
+        return auth_summary(self.api_keys, not is_loopback(self.host))

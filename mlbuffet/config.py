@@ -9,7 +9,9 @@ Nothing below `main` reads the environment.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +20,21 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 MIN_HEARTBEAT_INTERVAL_S = 0.05
+_INBOX_PREFIX = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 class ConfigError(ValueError):
     """A setting has a value that cannot work; the message names the setting."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def split_urls(raw: str) -> tuple[str, ...]:
@@ -40,6 +53,11 @@ class NatsConfig:
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    nkey_seed_file: str | None = None
+    """A file holding an NKEY seed (SU...): the server challenges, the seed signs."""
+    inbox_prefix: str | None = None
+    """Subject prefix of this client's reply inboxes; None: `_INBOX.<user>` with a user
+    name (what deploy/nats/auth.conf allows each role), else `_INBOX`."""
     connect_wait_s: float = 10.0
     """How long to keep trying the first connection (NATS may start after us)."""
 
@@ -53,6 +71,27 @@ class NatsConfig:
             raise ConfigError("--nats-connect-wait must not be negative")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ConfigError("--nats-tls-cert and --nats-tls-key go together")
+        if self.password and not self.user:
+            raise ConfigError("--nats-password needs --nats-user")
+        if self.inbox_prefix is not None and not _INBOX_PREFIX.fullmatch(self.inbox_prefix):
+            raise ConfigError(
+                f"--nats-inbox-prefix {self.inbox_prefix!r}: dot-separated words, no wildcards"
+            )
+
+    @property
+    def reply_prefix(self) -> str:
+        """The inbox prefix this client uses (see `inbox_prefix`)."""
+        if self.inbox_prefix:
+            return self.inbox_prefix
+        if self.user and _INBOX_PREFIX.fullmatch(self.user) and "." not in self.user:
+            return f"_INBOX.{self.user}"
+        return "_INBOX"  # no user, or one that is no single subject token
+
+    def environment(self) -> dict[str, str]:
+        """The secrets of this config as MLBUFFET_* variables: how `up` hands them to a child
+        (a command line can be read by every user of the machine)."""
+        secrets = {"NATS_PASSWORD": self.password, "NATS_TOKEN": self.token}
+        return {f"MLBUFFET_{name}": value for name, value in secrets.items() if value}
 
 
 def env(environ: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -90,12 +129,29 @@ def add_nats_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, st
         help="NATS server URLs, comma separated (MLBUFFET_NATS; default %(default)s)",
     )
     group.add_argument("--nats-user", default=env(environ, "NATS_USER"))
-    group.add_argument("--nats-password", default=env(environ, "NATS_PASSWORD"))
-    group.add_argument("--nats-token", default=env(environ, "NATS_TOKEN"))
+    group.add_argument(
+        "--nats-password",
+        default=env(environ, "NATS_PASSWORD"),
+        help="prefer MLBUFFET_NATS_PASSWORD: a command line is visible to every local user",
+    )
+    group.add_argument(
+        "--nats-token", default=env(environ, "NATS_TOKEN"), help="prefer MLBUFFET_NATS_TOKEN"
+    )
     group.add_argument("--nats-creds", default=env(environ, "NATS_CREDS"), help="a .creds file")
     group.add_argument("--nats-tls-ca", default=env(environ, "NATS_TLS_CA"))
     group.add_argument("--nats-tls-cert", default=env(environ, "NATS_TLS_CERT"))
     group.add_argument("--nats-tls-key", default=env(environ, "NATS_TLS_KEY"))
+    group.add_argument(
+        "--nats-nkey",
+        metavar="SEED_FILE",
+        default=env(environ, "NATS_NKEY"),
+        help="a file with this role's NKEY seed (MLBUFFET_NATS_NKEY)",
+    )
+    group.add_argument(
+        "--nats-inbox-prefix",
+        default=env(environ, "NATS_INBOX_PREFIX"),
+        help="reply inbox prefix (default _INBOX.<user> with --nats-user, else _INBOX)",
+    )
     group.add_argument(
         "--nats-connect-wait",
         type=float,
@@ -159,21 +215,24 @@ def nats_config_from(args: argparse.Namespace) -> NatsConfig:
         tls_ca_file=args.nats_tls_ca,
         tls_cert_file=args.nats_tls_cert,
         tls_key_file=args.nats_tls_key,
+        nkey_seed_file=args.nats_nkey,
+        inbox_prefix=args.nats_inbox_prefix,
         connect_wait_s=args.nats_connect_wait,
     )
 
 
 def nats_arguments(config: NatsConfig) -> list[str]:
-    """Command-line flags that give a child process the same NATS settings."""
+    """Command-line flags that give a child process the same NATS settings, but its secrets:
+    those go in its environment (`config.environment()`), where other users cannot read them."""
     args = ["--nats", ",".join(config.urls)]
     optional: dict[str, Any] = {
         "--nats-user": config.user,
-        "--nats-password": config.password,
-        "--nats-token": config.token,
         "--nats-creds": config.creds_file,
         "--nats-tls-ca": config.tls_ca_file,
         "--nats-tls-cert": config.tls_cert_file,
         "--nats-tls-key": config.tls_key_file,
+        "--nats-nkey": config.nkey_seed_file,
+        "--nats-inbox-prefix": config.inbox_prefix,
     }
     for flag, value in optional.items():
         if value:

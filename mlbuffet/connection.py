@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 RECONNECT_WAIT_S = 0.5
 DRAIN_TIMEOUT_S = 5
+FIRST_CONNECT_GRACE_S = 5.0
+"""Added to connect_wait_s: the longest a first connection attempt may take in all."""
 
 
 class NatsUnavailableError(ConnectionError):
@@ -58,6 +60,9 @@ async def connect(config: NatsConfig, name: str, **overrides: object) -> Client:
         options["token"] = config.token
     if config.creds_file:
         options["user_credentials"] = config.creds_file
+    if config.nkey_seed_file:
+        options["nkeys_seed"] = config.nkey_seed_file
+    options["inbox_prefix"] = config.reply_prefix
     tls = _tls_context(config)
     if tls is not None:
         options["tls"] = tls
@@ -78,11 +83,15 @@ async def connect(config: NatsConfig, name: str, **overrides: object) -> Client:
         log.info("NATS: reconnected")
 
     try:
-        nc = await nats.connect(
-            **options,  # type: ignore[arg-type]
-            error_cb=error_cb,
-            disconnected_cb=disconnected_cb,
-            reconnected_cb=reconnected_cb,
+        # Bounded: nats-py can wait forever on a TLS handshake that failed verification.
+        nc = await asyncio.wait_for(
+            nats.connect(
+                **options,  # type: ignore[arg-type]
+                error_cb=error_cb,
+                disconnected_cb=disconnected_cb,
+                reconnected_cb=reconnected_cb,
+            ),
+            config.connect_wait_s + FIRST_CONNECT_GRACE_S,
         )
     except (TimeoutError, OSError, nats.errors.Error) as exc:
         raise NatsUnavailableError(

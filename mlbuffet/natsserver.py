@@ -112,6 +112,8 @@ class NatsServerConfig:
     server_name: str = "mlbuffet"
     """Unique per node of a cluster (JetStream needs it)."""
     cluster: ClusterConfig | None = None
+    extra: str = ""
+    """More configuration appended as is: an `authorization` block, `tls`, an `include`."""
 
     def render(self) -> str:
         """The nats-server configuration file."""
@@ -124,7 +126,7 @@ class NatsServerConfig:
             f"max_payload: {self.max_payload_bytes}\n"
             "jetstream {\n"
             f'  store_dir: "{store}"\n'
-            "}\n" + (self.cluster.render() if self.cluster is not None else "")
+            "}\n" + (self.cluster.render() if self.cluster is not None else "") + self.extra
         )
 
 
@@ -156,6 +158,8 @@ class NatsServer:
         check_port_free(self.config.host, self.config.port, "NATS client port")
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.config.data_dir / "nats-server.conf"
+        conf.touch(mode=0o600)  # it may hold passwords: readable by this user only
+        conf.chmod(0o600)
         conf.write_text(self.config.render())
         self._process = await asyncio.create_subprocess_exec(
             str(nats_server_binary()),
@@ -178,10 +182,12 @@ class NatsServer:
     async def _wait_ready(self) -> None:
         assert self._process is not None and self._process.stderr is not None
         fatal: list[str] = []
+        last = ""
         while True:
             raw = await self._process.stderr.readline()
             if not raw:
-                reason = fatal[-1] if fatal else "it exited without saying why"
+                # A config error is printed plainly ("nats-server: ..."), not as [FTL].
+                reason = fatal[-1] if fatal else last or "it exited without saying why"
                 if "address already in use" in reason:
                     raise PortInUseError(
                         f"port {self.config.port} on {self.config.host} is already in use (NATS client port)"
@@ -189,6 +195,7 @@ class NatsServer:
                 raise NatsServerError(f"nats-server failed to start: {reason}")
             line = raw.decode(errors="replace").rstrip()
             self._emit(line)
+            last = line or last
             if match := _FATAL.search(line):
                 fatal.append(match.group(1))
             if match := _LISTENING.search(line):

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from gateway.envelope import reply
 from gateway.routes.common import json_body, json_object, mesh_of, model_name, model_ref
-from gateway.routes.table import Route
+from gateway.routes.table import SMALL_BODY_BYTES, Route
 from gateway.uploads import read_form, spool_folder
+from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
 from mlbuffet.protocol.messages import ModelEvent
 from mlbuffet.protocol.names import ModelRef, parse_model_name
@@ -255,62 +256,82 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 ROUTES = (
-    Route("GET", "/api/v1/models", list_models, "list model names"),
+    Route("GET", "/api/v1/models", list_models, "list model names", Scope.READ, SMALL_BODY_BYTES),
     Route(
-        "GET", "/api/v1/models/information", list_information, "every model with its description"
+        "GET",
+        "/api/v1/models/information",
+        list_information,
+        "every model with its description",
+        Scope.READ,
+        SMALL_BODY_BYTES,
     ),
     Route(
         "GET",
         "/api/v1/models/{ref}/information",
         get_information,
         "versions of a model (tag_list_versions) and its default",
+        Scope.READ,
+        SMALL_BODY_BYTES,
     ),
     Route(
         "GET",
         "/api/v1/models/{ref}/download",
         download,
         "download a model file: <model>, <model>:default or <model>:<version>",
+        Scope.READ,
+        SMALL_BODY_BYTES,
     ),
     Route(
         "POST",
         "/api/v1/models/{ref}/default",
         set_default,
         'set the default version: {"default": <version>}',
+        Scope.WRITE,
+        SMALL_BODY_BYTES,
     ),
     Route(
         "GET",
         "/api/v1/models/{ref}/settings",
         get_settings,
         "a model's batching and execution settings",
+        Scope.READ,
     ),
     Route(
         "PUT",
         "/api/v1/models/{ref}/settings",
         put_settings,
         'replace them: {"max_batch_size", "max_queue_delay_us", "preferred_batch_sizes", "intra_op_threads", "sessions"}',
+        Scope.WRITE,
+        SMALL_BODY_BYTES,
     ),
     Route(
         "GET",
         "/api/v1/models/{ref}",
         get_model,
         "one model: description, versions, default, inputs and outputs (<model>[:<version>])",
+        Scope.READ,
+        SMALL_BODY_BYTES,
     ),
     Route(
         "POST",
         "/api/v1/models/{ref}",
         update_or_upload,
         'update the description {"model_description": "..."}, or upload a form as with PUT',
+        Scope.WRITE,
     ),
     Route(
         "PUT",
         "/api/v1/models/{ref}",
         upload,
         "upload a new version (multipart field 'path', optional 'model_description' and settings fields); it becomes the default",
+        Scope.WRITE,
     ),
     Route(
         "DELETE",
         "/api/v1/models/{ref}",
         delete,
         "delete the default version (<model> or <model>:default), one version (<model>:<version>) or all (<model>:all)",
+        Scope.WRITE,
+        SMALL_BODY_BYTES,
     ),
 )

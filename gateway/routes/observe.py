@@ -13,7 +13,8 @@ from gateway.envelope import reply
 from gateway.http_metrics import HTTP_METRICS
 from gateway.observe import EVENT_FEEDS
 from gateway.routes.common import mesh_of
-from gateway.routes.table import Route
+from gateway.routes.table import SMALL_BODY_BYTES, Route
+from mlbuffet.apikeys import Scope
 from mlbuffet.observe import cluster_status
 
 KEEPALIVE_S = 15.0
@@ -99,19 +100,40 @@ ROUTES = (
         "/api/v1/cluster",
         get_cluster,
         "nodes (up/down, CPU, RSS, in flight) and models (where loaded, req/s, p50/p99), from the metrics actor",
+        Scope.READ,
+        SMALL_BODY_BYTES,
     ),
     Route(
         "GET",
         "/api/v1/events",
         stream_events,
         "Server-Sent Events: model and node events as they happen",
+        Scope.READ,
+        SMALL_BODY_BYTES,
     ),
-    Route("GET", "/dashboard", dashboard, "a live page of the nodes, models and events"),
-    Route("GET", "/dashboard/{file}", dashboard, "the dashboard's script and style"),
+    # The page and its files hold no data (its script reads the data routes with a key).
+    Route(
+        "GET",
+        "/dashboard",
+        dashboard,
+        "a live page of the nodes, models and events",
+        Scope.PUBLIC,
+        SMALL_BODY_BYTES,
+    ),
+    Route(
+        "GET",
+        "/dashboard/{file}",
+        dashboard,
+        "the dashboard's script and style",
+        Scope.PUBLIC,
+        SMALL_BODY_BYTES,
+    ),
     Route(
         "GET",
         "/metrics",
         gateway_metrics,
         "this gateway's Prometheus metrics (HTTP requests by route and status)",
+        Scope.READ,
+        SMALL_BODY_BYTES,
     ),
 )

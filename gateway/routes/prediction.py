@@ -11,6 +11,7 @@ from gateway.readiness import require_serving
 from gateway.routes.common import json_body, json_object, mesh_of, model_ref
 from gateway.routes.table import Route
 from gateway.uploads import read_form, spool_folder
+from mlbuffet.apikeys import Scope
 from mlbuffet.images import image_input, image_tensor
 from mlbuffet.inputs import tensors_from_values
 from mlbuffet.outputs import to_json
@@ -74,11 +75,12 @@ _SUMMARY = (
     "form field 'file'; <model>[:<version>]"
 )
 ROUTES = (
-    Route("POST", "/api/v1/models/{ref}/prediction", predict, _SUMMARY),
+    Route("POST", "/api/v1/models/{ref}/prediction", predict, _SUMMARY, Scope.PREDICT),
     Route(
         "GET",
         "/api/v1/models/{ref}/prediction",
         predict,
         "the same with GET, as the original README shows",
+        Scope.PREDICT,
     ),
 )

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from gateway.envelope import reply
 from gateway.routes.common import json_body, mesh_of
-from gateway.routes.table import Route
+from gateway.routes.table import SMALL_BODY_BYTES, Route
+from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
 
 WELCOME = (
@@ -58,13 +59,22 @@ async def send_to_modelhost(request: web.Request) -> web.Response:
 
 
 ROUTES = (
-    Route("GET", "/", welcome, "welcome message"),
-    Route("GET", "/help", show_help, "this list"),
-    Route("GET", "/api/test", api_test, "answers 200 when the gateway is up"),
+    Route("GET", "/", welcome, "welcome message", Scope.PUBLIC, SMALL_BODY_BYTES),
+    Route("GET", "/help", show_help, "this list", Scope.PUBLIC, SMALL_BODY_BYTES),
+    Route(
+        "GET",
+        "/api/test",
+        api_test,
+        "answers 200 when the gateway is up",
+        Scope.PUBLIC,
+        SMALL_BODY_BYTES,
+    ),
     Route(
         "POST",
         "/api/test/sendtomodelhost",
         send_to_modelhost,
         'send each item of {"data": [...]} to the modelhosts; shows which node answered each',
+        Scope.PREDICT,
+        SMALL_BODY_BYTES,
     ),
 )

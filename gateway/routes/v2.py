@@ -27,7 +27,8 @@ from gateway.oip.infer import parse_request, render_response
 from gateway.oip.metadata import model_metadata, server_metadata
 from gateway.readiness import require_serving, unready_models, unready_reason
 from gateway.routes.common import mesh_of
-from gateway.routes.table import Route
+from gateway.routes.table import SMALL_BODY_BYTES, Route
+from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.messages import Tensor
 from mlbuffet.protocol.names import parse_model_name, parse_version
 
@@ -121,23 +122,61 @@ async def infer(request: web.Request) -> web.Response:
 MODEL = "/v2/models/{model}"
 VERSION = "/v2/models/{model}/versions/{version}"
 ROUTES = (
-    Route("GET", "/v2", server_info, "OIP server metadata: name, version, extensions"),
-    Route("GET", "/v2/health/live", server_live, "OIP liveness: 200 while the gateway runs"),
+    Route(
+        "GET",
+        "/v2",
+        server_info,
+        "OIP server metadata: name, version, extensions",
+        Scope.READ,
+        SMALL_BODY_BYTES,
+    ),
+    Route(
+        "GET",
+        "/v2/health/live",
+        server_live,
+        "OIP liveness: 200 while the gateway runs",
+        Scope.PUBLIC,
+        SMALL_BODY_BYTES,
+    ),
     Route(
         "GET",
         "/v2/health/ready",
         server_ready,
         "OIP readiness: 200 if NATS is connected and every served model answers a probe",
+        Scope.PUBLIC,
+        SMALL_BODY_BYTES,
     ),
-    Route("GET", MODEL, model_info, "OIP model metadata (default version): inputs, outputs"),
-    Route("GET", VERSION, model_info, "OIP metadata of one version"),
-    Route("GET", f"{MODEL}/ready", model_ready, "OIP: 200 if a modelhost serves the model"),
-    Route("GET", f"{VERSION}/ready", model_ready, "OIP: 200 if a modelhost serves the version"),
+    Route(
+        "GET",
+        MODEL,
+        model_info,
+        "OIP model metadata (default version): inputs, outputs",
+        Scope.READ,
+        SMALL_BODY_BYTES,
+    ),
+    Route("GET", VERSION, model_info, "OIP metadata of one version", Scope.READ, SMALL_BODY_BYTES),
+    Route(
+        "GET",
+        f"{MODEL}/ready",
+        model_ready,
+        "OIP: 200 if a modelhost serves the model",
+        Scope.READ,
+        SMALL_BODY_BYTES,
+    ),
+    Route(
+        "GET",
+        f"{VERSION}/ready",
+        model_ready,
+        "OIP: 200 if a modelhost serves the version",
+        Scope.READ,
+        SMALL_BODY_BYTES,
+    ),
     Route(
         "POST",
         f"{MODEL}/infer",
         infer,
         "OIP inference (JSON or binary tensors) on the default version",
+        Scope.PREDICT,
     ),
-    Route("POST", f"{VERSION}/infer", infer, "OIP inference on one version"),
+    Route("POST", f"{VERSION}/infer", infer, "OIP inference on one version", Scope.PREDICT),
 )

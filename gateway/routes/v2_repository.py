@@ -23,8 +23,9 @@ from gateway.readiness import (
     wait_until_unserved,
 )
 from gateway.routes.common import json_body, mesh_of
-from gateway.routes.table import Route
+from gateway.routes.table import SMALL_BODY_BYTES, Route
 from gateway.routes.v2 import answer
+from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.names import parse_model_name
 from mlbuffet.protocol.records import ModelRecord
@@ -101,7 +102,23 @@ ROUTES = (
         "/v2/repository/index",
         index,
         'OIP repository index: every version, READY or UNAVAILABLE; body {"ready": true} filters',
+        Scope.READ,
+        SMALL_BODY_BYTES,
     ),
-    Route("POST", f"{MODEL}/load", load, "OIP: serve the model again on the modelhosts, and wait"),
-    Route("POST", f"{MODEL}/unload", unload, "OIP: stop serving the model everywhere (kept)"),
+    Route(
+        "POST",
+        f"{MODEL}/load",
+        load,
+        "OIP: serve the model again on the modelhosts, and wait",
+        Scope.WRITE,
+        SMALL_BODY_BYTES,
+    ),
+    Route(
+        "POST",
+        f"{MODEL}/unload",
+        unload,
+        "OIP: stop serving the model everywhere (kept)",
+        Scope.WRITE,
+        SMALL_BODY_BYTES,
+    ),
 )

@@ -22,6 +22,7 @@ ROLES: dict[str, tuple[str, str]] = {
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
     "models": ("mlbuffet.cli.models", "list, show, push, delete models; set the default version"),
     "predict": ("mlbuffet.cli.predict", "one prediction from JSON values, an image or .npy files"),
+    "keys": ("mlbuffet.cli.keys", "make an API key for the gateway (docs/security.md)"),
 }
 
 USAGE = "usage: mlbuffet {" + ",".join(ROLES) + "} [options]   (mlbuffet <command> --help)"

@@ -34,6 +34,7 @@ from mlbuffet.cli.supervisor import RestartPolicy, Supervisor, stop_in_order
 from mlbuffet.cli.up_config import UpConfig
 from mlbuffet.config import NatsConfig, nats_arguments
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.natsauth import GeneratedCredentials
 from mlbuffet.natsserver import NatsServerConfig, NatsServerError, check_port_free
 from mlbuffet.registry import Registry
 from mlbuffet.runner import StartupError
@@ -49,6 +50,16 @@ STOP_GRACE_S = 5.0
 def role_command(role: str, *args: str) -> tuple[str, ...]:
     """The command line of a child: this Python, unbuffered, running `mlbuffet <role>`."""
     return (sys.executable, "-u", "-m", "mlbuffet", role, *args)
+
+
+def gateway_security_arguments(config: UpConfig) -> list[str]:
+    """The gateway's --api-keys, --insecure and --cors-origin flags, as `up` was given them."""
+    args = ["--api-keys", config.api_keys_file] if config.api_keys_file else []
+    if config.insecure:
+        args.append("--insecure")
+    for origin in config.cors_origins:
+        args += ["--cors-origin", origin]
+    return args
 
 
 class Mesh:
@@ -69,6 +80,8 @@ class Mesh:
         self.supervisor: Supervisor | None = None
         self._nc: Client | None = None
         self._tracker = LoadTracker()
+        self.credentials = GeneratedCredentials.generate() if config.nats_credentials else None
+        """Users of the embedded nats-server, made anew at every start; None: no auth."""
 
     @property
     def children(self) -> list[ChildProcess]:
@@ -85,7 +98,12 @@ class Mesh:
                 check_port_free(config.nats_host, config.nats_port, "NATS, --nats-port")
                 config.data_dir.mkdir(parents=True, exist_ok=True)
                 self.nats = EmbeddedNats(
-                    NatsServerConfig(config.data_dir, config.nats_host, config.nats_port),
+                    NatsServerConfig(
+                        config.data_dir,
+                        config.nats_host,
+                        config.nats_port,
+                        extra=self.credentials.authorization() if self.credentials else "",
+                    ),
                     self.console,
                     verbose=config.log_level == "debug",
                 )
@@ -93,7 +111,7 @@ class Mesh:
         except (NatsServerError, OSError) as exc:
             raise StartupError(str(exc)) from None
         try:
-            self._nc = await connect(NatsConfig(urls=self.nats_urls), name="mlbuffet-up")
+            self._nc = await connect(self._nats_as("admin"), name="mlbuffet-up")
         except NatsUnavailableError as exc:
             raise StartupError(str(exc)) from None
         # Before any child starts: whoever opens the registry first creates it, and only
@@ -102,18 +120,25 @@ class Mesh:
         await self._tracker.start(self._nc)
         self.supervisor = Supervisor(self.console, RestartPolicy(), config.startup_timeout_s)
 
-        nats_args = nats_arguments(NatsConfig(urls=self.nats_urls))
         common = ("--log-level", config.log_level, "--drain-timeout", str(config.drain_timeout_s))
         self.gateway = self._child(
             "gateway",
             role_command(
-                "gateway", *nats_args, "--host", config.host, "--port", str(config.port), *common
+                "gateway",
+                *nats_arguments(self._nats_as("gateway")),
+                *("--host", config.host, "--port", str(config.port)),
+                *gateway_security_arguments(config),
+                *common,
             ),
             GATEWAY_READY,
+            self._nats_as("gateway"),
         )
         self.modelhosts = [
             self._child(
-                f"modelhost-{i}", role_command("modelhost", *nats_args, *common), MODELHOST_READY
+                f"modelhost-{i}",
+                role_command("modelhost", *nats_arguments(self._nats_as("modelhost")), *common),
+                MODELHOST_READY,
+                self._nats_as("modelhost"),
             )
             for i in range(1, config.modelhosts + 1)
         ]
@@ -122,7 +147,7 @@ class Mesh:
                 "metrics",
                 role_command(
                     "metrics",
-                    *nats_args,
+                    *nats_arguments(self._nats_as("metrics")),
                     "--metrics-host",
                     config.host,
                     "--metrics-port",
@@ -130,6 +155,7 @@ class Mesh:
                     *common,
                 ),
                 METRICS_READY,
+                self._nats_as("metrics"),
             )
         jobs: list[Coroutine[Any, Any, Any]] = [
             child.launch(config.startup_timeout_s) for child in self.children
@@ -152,8 +178,17 @@ class Mesh:
             if unit is not None:
                 self.supervisor.watch(unit)
 
-    def _child(self, name: str, argv: tuple[str, ...], ready: re.Pattern[str]) -> ChildProcess:
-        return ChildProcess(ChildSpec(name, argv, ready), self.console)
+    def _nats_as(self, role: str) -> NatsConfig:
+        """How `role` connects to the NATS `up` uses: as its own user if the server has users."""
+        if self.credentials is None:
+            return NatsConfig(urls=self.nats_urls)
+        return NatsConfig(urls=self.nats_urls, user=role, password=self.credentials.passwords[role])
+
+    def _child(
+        self, name: str, argv: tuple[str, ...], ready: re.Pattern[str], nats: NatsConfig
+    ) -> ChildProcess:
+        env = tuple(nats.environment().items())
+        return ChildProcess(ChildSpec(name, argv, ready, env), self.console)
 
     async def _register_samples(self, registry: Registry) -> None:
         self.samples_registered = await register_samples(registry)
@@ -214,6 +249,11 @@ class Mesh:
         hosts = ", ".join(f"{h.name} (pid {h.pid})" for h in self.modelhosts) or "none"
         if self.nats is not None:
             nats_where = f"embedded nats-server, JetStream on, pid {self.nats.pid}"
+            nats_where += (
+                ", a user per role with generated passwords"
+                if self.credentials
+                else ", no auth (loopback only)"
+            )
             data = str(config.data_dir)
         else:
             nats_where = "external"
@@ -234,8 +274,9 @@ class Mesh:
             f"[up] metrics     {metrics}",
             f"[up] dashboard   {self.rest_url}/dashboard",
             f"[up] models      {models}",
+            f"[up] auth        {config.auth_line}",
             f"MLBuffet is up in {elapsed_s:.1f}s: REST {self.rest_url} NATS {nats_url} "
-            f"data {data if self.nats else '-'} (Ctrl-C stops it)",
+            f"data {data if self.nats else '-'} (Ctrl-C stops it; {config.auth_line})",
         ]
 
 

@@ -92,6 +92,8 @@ class ChildSpec:
     argv: tuple[str, ...]
     ready: re.Pattern[str]
     """Matched against each stdout line; the first match means the child serves."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables added to this process's environment for the child (its NATS secrets)."""
 
 
 class ChildExitedError(RuntimeError):
@@ -136,6 +138,7 @@ class ChildProcess:
         self._stderr_tail.clear()
         self._process = await asyncio.create_subprocess_exec(
             *self.spec.argv,
+            env={**os.environ, **dict(self.spec.env)} if self.spec.env else None,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlbuffet.apikeys import (
+    ApiKeyError,
+    KeyRing,
+    add_api_key_arguments,
+    api_keys_from,
+    auth_summary,
+    cors_origins_from,
+    refuse_open_listen,
+)
 from mlbuffet.config import (
     LOG_LEVELS,
     ConfigError,
@@ -15,6 +24,7 @@ from mlbuffet.config import (
     env,
     env_float,
     env_int,
+    is_loopback,
     split_urls,
 )
 
@@ -42,6 +52,23 @@ class UpConfig:
     drain_timeout_s: float = 10.0
     """On Ctrl-C, how long the gateway and modelhosts may finish in-flight requests."""
     startup_timeout_s: float = 60.0
+    api_keys_file: str | None = None
+    """Passed to the gateway; MLBUFFET_API_KEYS reaches it through the environment."""
+    api_keys: KeyRing = field(default_factory=KeyRing)
+    """Loaded here only to refuse an open REST port without keys before anything starts."""
+    insecure: bool = False
+    cors_origins: tuple[str, ...] = ()
+    nats_auth: bool = False
+    """Generated NATS users even on loopback (always on when NATS listens beyond it)."""
+
+    @property
+    def nats_credentials(self) -> bool:
+        """Whether the embedded nats-server gets users with generated passwords."""
+        return self.embedded_nats and (self.nats_auth or not is_loopback(self.nats_host))
+
+    @property
+    def auth_line(self) -> str:
+        return auth_summary(self.api_keys, not is_loopback(self.host))
 
     @property
     def embedded_nats(self) -> bool:
@@ -67,6 +94,8 @@ class UpConfig:
             raise ConfigError("--drain-timeout must not be negative")
         if self.startup_timeout_s <= 0:
             raise ConfigError("--startup-timeout must be positive")
+        if not self.api_keys and not self.insecure and not is_loopback(self.host):
+            raise ConfigError(refuse_open_listen(self.host))
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
@@ -152,7 +181,19 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         default=env_float(environ, "STARTUP_TIMEOUT", 60.0),
         help="give up if a part is not ready by then (MLBUFFET_STARTUP_TIMEOUT; default %(default)s)",
     )
+    add(
+        "--nats-auth",
+        action="store_true",
+        default=_flag(environ, "NATS_AUTH"),
+        help="give the embedded nats-server a user per role with generated passwords even on "
+        "loopback (always done when --nats-host is beyond loopback) (MLBUFFET_NATS_AUTH=1)",
+    )
+    add_api_key_arguments(parser, environ)
     args = parser.parse_args(argv)
+    try:
+        api_keys = api_keys_from(args, environ)
+    except ApiKeyError as exc:
+        raise ConfigError(str(exc)) from None
     config = UpConfig(
         data_dir=Path(args.data_dir).expanduser().absolute(),
         host=args.host,
@@ -166,5 +207,10 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         log_level=args.log_level,
         drain_timeout_s=args.drain_timeout,
         startup_timeout_s=args.startup_timeout,
+        api_keys_file=str(Path(args.api_keys).absolute()) if args.api_keys else None,
+        api_keys=api_keys,
+        insecure=args.insecure,
+        cors_origins=cors_origins_from(args, environ),
+        nats_auth=args.nats_auth,
     )
     return config, config.log_level

@@ -36,6 +36,18 @@ class BadRequestError(MLBuffetError):
     status = HTTPStatus.BAD_REQUEST
 
 
+class UnauthorizedError(MLBuffetError):
+    """No API key, or one the gateway does not know."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class ForbiddenError(MLBuffetError):
+    """A valid API key without the scope the route needs."""
+
+    status = HTTPStatus.FORBIDDEN
+
+
 class ModelNotFoundError(MLBuffetError):
     """No such model, or no such version of it."""
 
@@ -94,6 +106,8 @@ _BY_STATUS: dict[int, type[MLBuffetError]] = {
     cls.status: cls
     for cls in (
         BadRequestError,
+        UnauthorizedError,
+        ForbiddenError,
         ModelNotFoundError,
         ConflictError,
         PayloadTooLargeError,
@@ -110,7 +124,7 @@ _BY_STATUS: dict[int, type[MLBuffetError]] = {
 def error_for_status(status: int, message: str) -> MLBuffetError:
     """Rebuild the error an actor reported from its status and message.
 
-    A 4xx or 5xx status with no class of its own (403, 408, 502, ...) comes back
+    A 4xx or 5xx status with no class of its own (405, 408, 502, ...) comes back
     as a BadRequestError or InternalError that still carries that status, so
     the gateway answers with the code the actor chose. Anything else (a 2xx,
     a code that is no HTTP error) is an InternalError.

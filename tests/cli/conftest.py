@@ -34,7 +34,11 @@ def clean_environ() -> dict[str, str]:
 def child_pids(pid: int) -> set[int]:
     """Direct children of `pid`, from /proc (no psutil)."""
     found: set[int] = set()
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").glob("*/children"))
+    except OSError:
+        return found  # the process ended while we looked
+    for children in tasks:
         try:
             found.update(int(p) for p in children.read_text().split())
         except OSError:

@@ -58,7 +58,7 @@ def test_kinds_of_unavailability_travel_as_503(cls):
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(401, BadRequestError), (403, BadRequestError), (418, BadRequestError), (502, InternalError)],
+    [(405, BadRequestError), (408, BadRequestError), (418, BadRequestError), (502, InternalError)],
 )
 def test_a_status_without_a_class_of_its_own_keeps_its_code(status, cls):
     error = error_for_status(status, "nope")
