@@ -280,7 +280,7 @@ class GeneratedCredentials:
 
     @classmethod
     def generate(
-        cls, roles: tuple[str, ...] = ("admin", "gateway", "modelhost")
+        cls, roles: tuple[str, ...] = ("admin", "gateway", "modelhost", "trainer", "metrics")
     ) -> GeneratedCredentials:
         return cls({role: new_password() for role in roles})
 

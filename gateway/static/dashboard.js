@@ -1,9 +1,35 @@
 // MLBuffet dashboard: the cluster view every 2 s, events live from the SSE stream.
 // No framework, no build step; DOM built with textContent only (no HTML injection).
+// When the gateway asks for API keys, the page asks for one (read scope) and sends it as
+// a bearer header: EventSource cannot send headers, so the event stream is read with fetch.
 "use strict";
 
 const REFRESH_MS = 2000;
 const MAX_EVENTS = 50;
+const KEY_STORAGE = "mlbuffet-api-key";
+
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  return key ? { Authorization: "Bearer " + key } : {};
+}
+
+function askForKey() {
+  document.getElementById("auth").hidden = false;
+}
+
+function setupKeyForm() {
+  const form = document.getElementById("auth");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = document.getElementById("api-key").value.trim();
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    form.hidden = true;
+  });
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -65,7 +91,8 @@ function setStatus(text, isError) {
 
 async function refresh() {
   try {
-    const response = await fetch("/api/v1/cluster", { cache: "no-store" });
+    const response = await fetch("/api/v1/cluster", { cache: "no-store", headers: authHeaders() });
+    if (response.status === 401 || response.status === 403) askForKey();
     const body = await response.json();
     if (!response.ok) throw new Error(body.http_status ? body.http_status.description : response.statusText);
     render(body);
@@ -87,21 +114,49 @@ function describe(kind, event) {
   return `${when} ${kind} ${JSON.stringify(event)}`;
 }
 
-function listen() {
-  if (!window.EventSource) return;
-  const source = new EventSource("/api/v1/events");
+function showEvent(block) {
+  let kind = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) kind = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+  }
+  if (!data.length || !["model", "node", "train"].includes(kind)) return;
+  let event;
+  try { event = JSON.parse(data.join("\n")); } catch (error) { return; }
   const list = document.getElementById("events");
-  for (const kind of ["model", "node", "train"]) {
-    source.addEventListener(kind, (message) => {
-      let event;
-      try { event = JSON.parse(message.data); } catch (error) { return; }
-      list.insertBefore(el("li", describe(kind, event)), list.firstChild);
-      while (list.children.length > MAX_EVENTS) list.removeChild(list.lastChild);
-    });
+  list.insertBefore(el("li", describe(kind, event)), list.firstChild);
+  while (list.children.length > MAX_EVENTS) list.removeChild(list.lastChild);
+}
+
+async function listen() {
+  for (;;) {
+    try {
+      const response = await fetch("/api/v1/events", { cache: "no-store", headers: authHeaders() });
+      if (response.status === 401 || response.status === 403) askForKey();
+      if (response.ok && response.body) {
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n?/g, "\n");
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            showEvent(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+          }
+        }
+      }
+    } catch (error) {
+      // The gateway restarted or the network dropped: reconnect below.
+    }
+    await sleep(REFRESH_MS);
   }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  setupKeyForm();
   refresh();
   listen();
 });

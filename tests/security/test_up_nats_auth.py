@@ -44,7 +44,7 @@ def test_up_with_generated_nats_users_serves_and_refuses_strangers(
 
 def test_generated_credentials_are_fresh_and_rendered_for_each_role():
     first, second = GeneratedCredentials.generate(), GeneratedCredentials.generate()
-    assert set(first.passwords) == {"admin", "gateway", "modelhost"}
+    assert set(first.passwords) == {"admin", "gateway", "modelhost", "trainer", "metrics"}
     assert all(len(p) == 49 and p.isalnum() and p[0].isalpha() for p in first.passwords.values())
     assert not set(first.passwords.values()) & set(second.passwords.values())
     text = first.authorization()
