@@ -13,6 +13,7 @@ ROLES: dict[str, tuple[str, str]] = {
     ),
     "gateway": ("gateway.__main__", "the REST gateway"),
     "modelhost": ("actors.modelhost.__main__", "a modelhost serving models from the registry"),
+    "trainer": ("actors.trainer.__main__", "a trainer running training jobs and registering their models"),
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
 }
 

@@ -18,12 +18,22 @@ MODELHOST_QUEUE = "modelhost"
 """Queue group of every inference and echo subscription: one host answers each request."""
 
 TRAINER_QUEUE = "trainer"
+"""Queue group of the trainers' submit subscription: one trainer accepts each job."""
 
 MODELS_BUCKET = "mlbuffet_models"
 """JetStream KV bucket: one key per model, the value a JSON ModelRecord."""
 
 FILES_BUCKET = "mlbuffet_model_files"
 """JetStream Object Store bucket: one object per model version."""
+
+TRAIN_JOBS_BUCKET = "mlbuffet_train_jobs"
+"""JetStream KV bucket: one key per training job, the value a msgpack JobRecord."""
+
+TRAIN_FILES_BUCKET = "mlbuffet_train_files"
+"""JetStream Object Store bucket: a job's input files and its final log (see train_input)."""
+
+TRAIN_EVENTS_STREAM = "mlbuffet_train_events"
+"""JetStream stream over train_events("*"): every job's state changes and log lines, replayable."""
 
 
 def infer(model: str, version: int | None = None) -> str:
@@ -66,6 +76,7 @@ def echo() -> str:
 
 
 def train_submit() -> str:
+    """Submit a training job (TrainJob -> TrainAccepted), queue group TRAINER_QUEUE."""
     return f"{PREFIX}.train.submit"
 
 
@@ -75,6 +86,7 @@ def model_events(model: str) -> str:
 
 
 def train_events(job: str) -> str:
+    """State changes and log lines of one job (JobEvent); `job="*"` matches every job."""
     return f"{PREFIX}.events.train.{job}"
 
 
@@ -97,3 +109,13 @@ def cluster_status() -> str:
 def file_object(model: str, version: int) -> str:
     """Name of a model version's file in the FILES_BUCKET object store."""
     return f"{model}/{version}"
+
+
+def train_input(job: str, filename: str) -> str:
+    """Name of one of a job's input files in the TRAIN_FILES_BUCKET object store."""
+    return f"{job}/input/{filename}"
+
+
+def train_log(job: str) -> str:
+    """Name of a finished job's whole log in the TRAIN_FILES_BUCKET object store."""
+    return f"{job}/log"
