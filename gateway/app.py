@@ -9,6 +9,7 @@ from gateway.envelope import errors_middleware
 from gateway.routes import ROUTES, Route
 from gateway.routes.root import HELP
 from gateway.service import CONFIG, NODE_ID, mesh_context
+from gateway.training import training_context
 from mlbuffet.nodes import new_node_id
 
 
@@ -34,4 +35,5 @@ def create_app(config: GatewayConfig, node_id: str | None = None) -> web.Applica
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.cleanup_ctx.append(mesh_context)
+    app.cleanup_ctx.append(training_context)
     return app

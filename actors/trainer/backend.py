@@ -49,16 +49,18 @@ class JobContext:
         return self.output_dir / self.spec.output_file
 
 
+def requirement_lines(requirements: bytes) -> list[str]:
+    """The requirements in a requirements file: stripped, sorted, without comments and blanks."""
+    lines = (
+        line.split(" #", 1)[0].strip()
+        for line in requirements.decode("utf-8", "replace").splitlines()
+    )
+    return sorted({line for line in lines if line and not line.startswith("#")})
+
+
 def requirements_key(requirements: bytes, *salt: str) -> str:
     """The cache key of a requirements set: its lines, stripped and sorted, plus `salt`."""
-    lines = sorted(
-        {
-            line.strip()
-            for line in requirements.decode("utf-8", "replace").splitlines()
-            if line.strip() and not line.strip().startswith("#")
-        }
-    )
-    digest = hashlib.sha256("\n".join([*salt, "--", *lines]).encode())
+    digest = hashlib.sha256("\n".join([*salt, "--", *requirement_lines(requirements)]).encode())
     return digest.hexdigest()[:16]
 
 
@@ -113,7 +115,8 @@ async def wait_or_kill(
 ) -> int:
     """Await `wait` for up to `timeout_s`; on timeout or cancellation call `kill` first."""
     try:
-        return await asyncio.wait_for(asyncio.shield(wait), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.shield(wait)
     except TimeoutError:
         await kill()
         with contextlib.suppress(Exception):

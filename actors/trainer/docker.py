@@ -47,7 +47,11 @@ PIDS_LIMIT = 512
 INSTALL_SCRIPT = f"""set -e
 if [ -f {READY_MARK} ]; then echo "[trainer] requirements: cached virtualenv volume"; exit 0; fi
 python3 -m venv --clear --system-site-packages {VENV}
-{VENV}/bin/python -m pip install --disable-pip-version-check --no-input --progress-bar off -r /job/requirements.txt
+if grep -q '^[[:space:]]*[^#[:space:]]' /job/requirements.txt; then
+  {VENV}/bin/python -m pip install --disable-pip-version-check --no-input --progress-bar off -r /job/requirements.txt
+else
+  echo "[trainer] requirements: none listed"
+fi
 touch {READY_MARK}
 """
 
@@ -157,7 +161,7 @@ class DockerBackend:
         key = requirements_key(requirements, self.config.image)
         volume = f"mlbuffet-venv-{key}"
         async with self._locks[key]:
-            await self.docker.volumes.create(
+            await self.docker.volumes.create(  # type: ignore[no-untyped-call]
                 {
                     "Name": volume,
                     "Labels": {"mlbuffet.venv": key, "mlbuffet.image": self.config.image},
@@ -266,7 +270,7 @@ class DockerBackend:
                 f"docker could not create the container for {what}: {exc.message}"
             ) from None
         try:
-            await container.put_archive("/", archive)
+            await container.put_archive("/", archive)  # type: ignore[no-untyped-call]
             await container.start()
             splitter = _LineSplitter(ctx.log)
             logs = asyncio.create_task(self._follow_logs(container, splitter))
@@ -327,6 +331,6 @@ class DockerBackend:
 
     async def _remove_volume(self, volume: str) -> None:
         try:
-            await aiodocker.volumes.DockerVolume(self.docker, volume).delete()
+            await aiodocker.volumes.DockerVolume(self.docker, volume).delete()  # type: ignore[no-untyped-call]
         except aiodocker.DockerError as exc:
             log.warning("could not remove volume %s: %s", volume, exc.message)

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 LEASE_S = 45.0
 """How long a job stays held without a renewal before another trainer declares it abandoned."""
 LEASE_RENEW_S = 10.0
+STOP_WAIT_S = 5.0
 SCHEDULE_TICK_S = 2.0
 """The scheduler also runs this often without a change in the bucket (to see leases run out)."""
 
@@ -97,7 +98,8 @@ class TrainerService(Actor):
     async def on_stop(self) -> None:
         for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._background:
+            await asyncio.wait(self._background, timeout=STOP_WAIT_S)
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
@@ -175,8 +177,11 @@ class TrainerService(Actor):
 
     async def _schedule(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+            # arrives as the wait ends, and this loop would outlive its actor.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SCHEDULE_TICK_S)
+                async with asyncio.timeout(SCHEDULE_TICK_S):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self._schedule_once()

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from actors.trainer.backend import JobFailedError, pipe_lines, requirements_key
+from actors.trainer.backend import JobFailedError, pipe_lines, requirement_lines, requirements_key
 from actors.trainer.sandbox import install_environment
 
 
@@ -89,6 +89,10 @@ class VenvCache:
             if self.system_site_packages:
                 args.append("--system-site-packages")
             await self._step([*args, str(building)], log, "creating the virtualenv failed")
+            if not requirement_lines(await asyncio.to_thread(requirements.read_bytes)):
+                log("[trainer] requirements: none listed")
+                await asyncio.to_thread(building.rename, venv)
+                return
             await self._step(
                 [
                     str(building / "bin" / "python"),

@@ -26,6 +26,7 @@ from mlbuffet.config import NatsConfig
 from mlbuffet.connection import close_quietly, connect
 from mlbuffet.protocol.messages import JobRecord, TrainAccepted, TrainJob
 from mlbuffet.training import JobStore, new_job_id, submit_job
+from tests.gateway.conftest import gateway, make_gateway  # noqa: F401 - fixtures used here too
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_SCRIPT = REPO / ".ci" / "trainer-test-image"
