@@ -9,11 +9,14 @@ from collections.abc import Sequence
 ROLES: dict[str, tuple[str, str]] = {
     "up": (
         "mlbuffet.cli.up",
-        "nats-server, gateway and modelhosts on this machine, in one command",
+        "nats-server, gateway, modelhosts and a trainer on this machine, in one command",
     ),
     "gateway": ("gateway.__main__", "the REST gateway"),
     "modelhost": ("actors.modelhost.__main__", "a modelhost serving models from the registry"),
-    "trainer": ("actors.trainer.__main__", "a trainer running training jobs and registering their models"),
+    "trainer": (
+        "actors.trainer.__main__",
+        "a trainer running training jobs and registering their models",
+    ),
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
 }
 

@@ -1,10 +1,10 @@
-"""What `mlbuffet up` runs: nats-server, a gateway and N modelhosts, started and stopped in order.
+"""What `mlbuffet up` runs: nats-server, a gateway, N modelhosts and a trainer, in order.
 
 Start: check ports, start nats-server, open the registry (creating it on
 first start), then launch every child in parallel while the sample models
 are registered, and wait until the gateway listens and every modelhost
 serves every sample. Stop: gateway first (it stops taking requests), then
-the modelhosts (they drain), then nats-server (it flushes JetStream).
+the modelhosts and the trainer (they drain), then nats-server (it flushes JetStream).
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ from mlbuffet.cli.up_config import UpConfig
 from mlbuffet.config import NatsConfig, nats_arguments
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.natsserver import NatsServerConfig, NatsServerError, check_port_free
+from mlbuffet.nodes import stable_node_id
 from mlbuffet.registry import Registry
 from mlbuffet.runner import StartupError
 
 GATEWAY_READY = re.compile(r"^gateway (\S+) listening on (http://\S+)$")
 MODELHOST_READY = re.compile(r"^modelhost (\S+) ready, serving (.*)$")
+TRAINER_READY = re.compile(r"^trainer (\S+) ready, backend (\w+)")
 
 STOP_GRACE_S = 5.0
 """How much longer than the children's drain timeout `up` waits before it kills them."""
@@ -59,6 +61,7 @@ class Mesh:
         self.nats_urls: tuple[str, ...] = config.nats_urls
         self.gateway: ChildProcess | None = None
         self.modelhosts: list[ChildProcess] = []
+        self.trainer: ChildProcess | None = None
         self.rest_url = ""
         self.samples_registered: list[str] = []
         self.models: list[str] = []
@@ -68,7 +71,7 @@ class Mesh:
 
     @property
     def children(self) -> list[ChildProcess]:
-        return [c for c in (self.gateway, *self.modelhosts) if c is not None]
+        return [c for c in (self.gateway, *self.modelhosts, self.trainer) if c is not None]
 
     async def start(self) -> None:
         """Bring everything up; StartupError (one line for the user) if any part cannot start."""
@@ -111,6 +114,15 @@ class Mesh:
             )
             for i in range(1, config.modelhosts + 1)
         ]
+        if config.trainer:
+            # A stable node id: restarted, the trainer fails the jobs it was running at once.
+            self.trainer = self._child(
+                "trainer",
+                role_command(
+                    "trainer", *nats_args, "--node-id", stable_node_id("trainer", 1), *common
+                ),
+                TRAINER_READY,
+            )
         jobs: list[Coroutine[Any, Any, Any]] = [
             child.launch(config.startup_timeout_s) for child in self.children
         ]
@@ -181,6 +193,12 @@ class Mesh:
         nats_url = ",".join(self.nats_urls)
         assert self.gateway is not None
         hosts = ", ".join(f"{h.name} (pid {h.pid})" for h in self.modelhosts) or "none"
+        trainer = "none (--no-trainer)"
+        if self.trainer is not None and self.trainer.ready_match is not None:
+            trainer = (
+                f"{self.trainer.ready_match.group(1)} (pid {self.trainer.pid}, "
+                f"backend {self.trainer.ready_match.group(2)})"
+            )
         if self.nats is not None:
             nats_where = f"embedded nats-server, JetStream on, pid {self.nats.pid}"
             data = str(config.data_dir)
@@ -195,6 +213,7 @@ class Mesh:
             f"[up] NATS        {nats_url}  ({nats_where})",
             f"[up] data        {data}",
             f"[up] modelhosts  {hosts}",
+            f"[up] trainer     {trainer}",
             f"[up] models      {models}",
             f"MLBuffet is up in {elapsed_s:.1f}s: REST {self.rest_url} NATS {nats_url} "
             f"data {data if self.nats else '-'} (Ctrl-C stops it)",

@@ -34,6 +34,8 @@ class UpConfig:
     nats_urls: tuple[str, ...] = ()
     """An existing NATS to use instead of starting one; empty starts the embedded server."""
     modelhosts: int = 2
+    trainer: bool = True
+    """Run one trainer (process backend unless MLBUFFET_TRAINER_BACKEND says otherwise)."""
     samples: bool = True
     """Register the sample models when the registry is created (first start)."""
     log_level: str = "info"
@@ -119,6 +121,12 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         help="modelhost processes to run (MLBUFFET_MODELHOSTS; default %(default)s)",
     )
     add(
+        "--no-trainer",
+        action="store_true",
+        default=_flag(environ, "NO_TRAINER"),
+        help="do not run a trainer, so no training jobs run (MLBUFFET_NO_TRAINER=1)",
+    )
+    add(
         "--no-samples",
         action="store_true",
         default=_flag(environ, "NO_SAMPLES"),
@@ -148,6 +156,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         nats_port=args.nats_port,
         nats_urls=split_urls(args.nats) if args.nats else (),
         modelhosts=args.modelhosts,
+        trainer=not args.no_trainer,
         samples=not args.no_samples,
         log_level=args.log_level,
         drain_timeout_s=args.drain_timeout,
