@@ -27,32 +27,10 @@ from mlbuffet.connection import close_quietly, connect
 from mlbuffet.protocol.messages import JobRecord, TrainAccepted, TrainJob
 from mlbuffet.training import JobStore, new_job_id, submit_job
 from tests.gateway.conftest import gateway, make_gateway  # noqa: F401 - fixtures used here too
+from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT, write_iris_csv
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_SCRIPT = REPO / ".ci" / "trainer-test-image"
-
-REQUIREMENTS = "scikit-learn>=1.3\nskl2onnx>=1.16\n"
-
-TRAIN_SCRIPT = """\
-import csv
-import sys
-
-import numpy as np
-from skl2onnx import to_onnx
-from sklearn.linear_model import LogisticRegression
-
-with open("iris.csv") as f:
-    rows = list(csv.reader(f))[1:]
-features = np.array([[float(v) for v in row[:4]] for row in rows], dtype=np.float32)
-labels = np.array([int(row[4]) for row in rows])
-print(f"training on {len(rows)} rows", flush=True)
-model = LogisticRegression(max_iter=1000).fit(features, labels)
-print(f"accuracy {model.score(features, labels):.3f}", flush=True)
-onx = to_onnx(model, features[:1], options={"zipmap": False}, target_opset=15)
-with open(sys.argv[1], "wb") as f:
-    f.write(onx.SerializeToString())
-print("model written", flush=True)
-"""
 
 
 def trainer_cache() -> Path:
@@ -61,17 +39,7 @@ def trainer_cache() -> Path:
 
 @pytest.fixture(scope="session")
 def iris_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sklearn.datasets import load_iris
-
-    data = load_iris()
-    path = tmp_path_factory.mktemp("dataset") / "iris.csv"
-    lines = ["sepal_length,sepal_width,petal_length,petal_width,label"]
-    lines += [
-        ",".join(f"{v:.1f}" for v in row) + f",{label}"
-        for row, label in zip(data.data, data.target, strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_iris_csv(tmp_path_factory.mktemp("dataset") / "iris.csv")
 
 
 @pytest.fixture(scope="session")

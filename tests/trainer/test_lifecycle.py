@@ -153,7 +153,9 @@ async def test_a_trainer_refuses_a_job_whose_files_are_missing_or_whose_timeout_
         job=new_job_id(), model="m", script="train.py", requirements="r.txt", data=("d.csv",)
     )
     reply = await nc.request(subjects.train_submit(), pack(spec), timeout=5)
-    with pytest.raises(UnprocessableError, match=r"'train.py' of job .* is not in the object store"):
+    with pytest.raises(
+        UnprocessableError, match=r"'train.py' of job .* is not in the object store"
+    ):
         unpack(reply.data, TrainAccepted.from_dict)
 
     path = tmp_path / "f"

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.gateway.conftest import upload_file
-from tests.trainer.conftest import REQUIREMENTS, TRAIN_SCRIPT
+from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.9, 3.1, 5.4, 2.1]

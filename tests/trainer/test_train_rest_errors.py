@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.trainer.conftest import REQUIREMENTS, TRAIN_SCRIPT
+from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT
 
 FILES = {
     "script": ("train.py", TRAIN_SCRIPT),
