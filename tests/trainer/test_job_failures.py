@@ -161,3 +161,53 @@ async def test_a_running_script_cannot_reach_the_network(
     finally:
         with contextlib.suppress(OSError):
             listener.close()
+
+
+SHOW_ENVIRONMENT = """\
+import os
+for name in sorted(os.environ):
+    print(f"{name}={os.environ[name]}")
+"""
+
+GREEDY = """\
+print("allocating 1 GiB", flush=True)
+hog = b"x" * (1 << 30)
+print("allocated", len(hog), flush=True)
+"""
+
+
+async def test_the_script_sees_none_of_the_trainers_environment(
+    monkeypatch: pytest.MonkeyPatch, start_trainer: Any, submit: Submit, jobs: JobStore
+) -> None:
+    monkeypatch.setenv("MLBUFFET_NATS_PASSWORD", "hunter2")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter3")
+    await start_trainer(backend="process")
+    accepted = await submit("env", script=SHOW_ENVIRONMENT, requirements="")
+    await wait_for_state(jobs, accepted.job, FINISHED)
+    log = await whole_log(jobs, accepted.job)
+    assert "MLBUFFET_OUTPUT_FILE=" in log
+    assert "hunter" not in log
+    assert "NATS" not in log and "AWS" not in log
+
+
+@pytest.mark.parametrize("backend", ["process", "docker"])
+async def test_a_script_over_its_memory_limit_fails(
+    request: pytest.FixtureRequest,
+    backend: str,
+    start_trainer: Any,
+    submit: Submit,
+    jobs: JobStore,
+) -> None:
+    settings: dict[str, Any] = {"backend": "process"}
+    if backend == "docker":
+        settings = dict(request.getfixturevalue("docker_settings"))
+    await start_trainer(**{**settings, "memory_bytes": 512 * 1024 * 1024})
+    accepted = await submit("greedy", script=GREEDY, requirements="")
+    record = await wait_for_state(jobs, accepted.job, FINISHED)
+    log = await whole_log(jobs, accepted.job)
+    assert record.state.value == "failed", log
+    assert "allocated" not in log.replace("allocating", "")
+    if backend == "process":
+        assert "MemoryError" in log
+    else:
+        assert "ran out of memory (512 MiB)" in log
