@@ -20,6 +20,7 @@ from nats.aio.client import Client
 
 from gateway.config import GatewayConfig
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.events import publish_model_event
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -34,7 +35,6 @@ from mlbuffet.protocol.messages import (
     EchoRequest,
     InferRequest,
     InferResponse,
-    ModelEvent,
     pack,
     unpack,
 )
@@ -141,13 +141,7 @@ class Mesh:
 
     async def publish_event(self, event: str, model: str, version: int | None) -> None:
         """Tell the cluster what this gateway changed; best effort, never fails the request."""
-        message = ModelEvent(
-            event=event, model=model, version=version, node=self.node_id, at=time.time()
-        )
-        try:
-            await self.nc.publish(subjects.model_events(model), pack(message))
-        except Exception:
-            log.warning("could not publish the %s event of %s", event, model, exc_info=True)
+        await publish_model_event(self.nc, event, model, version, self.node_id)
 
     async def changed(self) -> None:
         """After a registry write: wait until this gateway's view shows it (read your writes)."""

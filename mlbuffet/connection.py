@@ -22,13 +22,20 @@ class NatsUnavailableError(ConnectionError):
     """NATS could not be reached within the configured wait."""
 
 
-def _tls_context(config: NatsConfig) -> ssl.SSLContext | None:
-    if not (config.tls_ca_file or config.tls_cert_file):
+def client_tls_context(
+    ca_file: str | None, cert_file: str | None, key_file: str | None
+) -> ssl.SSLContext | None:
+    """A TLS client context trusting `ca_file` and showing a client certificate; None for neither."""
+    if not (ca_file or cert_file):
         return None
-    context = ssl.create_default_context(cafile=config.tls_ca_file)
-    if config.tls_cert_file and config.tls_key_file:
-        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file and key_file:
+        context.load_cert_chain(cert_file, key_file)
     return context
+
+
+def _tls_context(config: NatsConfig) -> ssl.SSLContext | None:
+    return client_tls_context(config.tls_ca_file, config.tls_cert_file, config.tls_key_file)
 
 
 async def connect(config: NatsConfig, name: str) -> Client:

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import ssl
 import tarfile
 import time
 from collections import defaultdict
@@ -37,6 +36,7 @@ from actors.trainer.backend import (
     wait_or_kill,
 )
 from actors.trainer.config import DockerConfig
+from mlbuffet.connection import client_tls_context
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +54,6 @@ else
 fi
 touch {READY_MARK}
 """
-
-
-def tls_context(config: DockerConfig) -> ssl.SSLContext | None:
-    """Client TLS for a tcp:// daemon (as `docker --tlsverify`), or None for plain/unix."""
-    if not (config.tls_ca_file or config.tls_cert_file):
-        return None
-    context = ssl.create_default_context(cafile=config.tls_ca_file)
-    if config.tls_cert_file and config.tls_key_file:
-        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
-    return context
 
 
 def _tar(entries: list[tuple[str, bytes | None, int, int]]) -> bytes:
@@ -125,7 +115,10 @@ class DockerBackend:
         return self._docker
 
     async def start(self) -> list[str]:
-        context = tls_context(self.config)
+        # As `docker --tlsverify`: the daemon's CA, and our client certificate.
+        context = client_tls_context(
+            self.config.tls_ca_file, self.config.tls_cert_file, self.config.tls_key_file
+        )
         url = self.config.url
         if context is not None and url and url.startswith("tcp://"):
             url = "https://" + url[len("tcp://") :]
@@ -289,8 +282,8 @@ class DockerBackend:
                 code = await wait_or_kill(asyncio.ensure_future(waited()), timeout_s, kill)
             finally:
                 logs.cancel()
-                with contextlib.suppress(BaseException):
-                    await logs
+                # gather, not suppress: a cancel of this task itself must still go through.
+                await asyncio.gather(logs, return_exceptions=True)
                 splitter.close()
             state = (await container.show()).get("State", {})
             if state.get("OOMKilled"):

@@ -22,9 +22,9 @@ from nats.aio.client import Client
 
 from actors.trainer.backend import Backend, JobContext, JobFailedError
 from actors.trainer.joblog import JobLog
-from mlbuffet.protocol import subjects
+from mlbuffet.events import publish_model_event
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
-from mlbuffet.protocol.messages import JobRecord, JobState, ModelEvent, pack
+from mlbuffet.protocol.messages import JobRecord, JobState, ModelEvent
 from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.training import JobStore
 
@@ -65,6 +65,8 @@ class JobRunner:
         self.notes = notes
         self.timeout_s = timeout_s
         self.cancelled_by_user = False
+        self.finishing = False
+        """Set once the outcome is being recorded: too late to cancel."""
 
     async def run(self, record: JobRecord) -> None:
         spec = record.spec
@@ -96,6 +98,7 @@ class JobRunner:
             log.exception("job %s failed in the trainer", spec.job)
             outcome = Outcome(JobState.FAILED, "internal error in the trainer (see its log)")
         finally:
+            self.finishing = True
             await asyncio.shield(self._finish(spec.job, spec.inputs, work, joblog, outcome))
 
     async def _steps(self, ctx: JobContext) -> Outcome:
@@ -165,13 +168,7 @@ class JobRunner:
         await self.store.publish_state(entry.record, self.node_id)
 
     async def _model_event(self, event: str, model: str, version: int) -> None:
-        message = ModelEvent(
-            event=event, model=model, version=version, node=self.node_id, at=time.time()
-        )
-        try:
-            await self.nc.publish(subjects.model_events(model), pack(message))
-        except Exception:
-            log.warning("could not publish the %s event of %s", event, model, exc_info=True)
+        await publish_model_event(self.nc, event, model, version, self.node_id)
 
     async def _finish(
         self, job: str, inputs: tuple[str, ...], work: Path, joblog: JobLog, outcome: Outcome

@@ -121,8 +121,8 @@ class ProcessBackend:
             # Whatever happened, nothing the script started outlives it.
             await kill()
             reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
+            # gather, not suppress: a cancel of this task itself must still go through.
+            await asyncio.gather(reader, return_exceptions=True)
         if code < 0:
             ctx.log(f"[trainer] the script was killed by signal {signal.Signals(-code).name}")
         return code

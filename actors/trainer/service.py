@@ -228,9 +228,12 @@ class TrainerService(Actor):
                 task is not None
                 and record is not None
                 and record.cancel_requested
-                and not runner.cancelled_by_user
+                and not runner.finishing
             ):
-                log.info("job %s: cancel requested", job)
+                # Again on every pass until the job ends: on 3.11 a cancel can be lost in an
+                # asyncio.wait_for deep in a library, and the job must not run on.
+                if not runner.cancelled_by_user:
+                    log.info("job %s: cancel requested", job)
                 runner.cancelled_by_user = True
                 task.cancel()
 
@@ -264,7 +267,10 @@ class TrainerService(Actor):
             entry = await self.store.change(job, claim)
         except (_NotQueued, MLBuffetError):
             return None
-        self.jobs[job] = entry.record
+        cached = self.jobs.get(job)
+        if cached is None or cached.updated_at <= entry.record.updated_at:
+            # The watch may have brought a newer record (a cancel) already: keep that one.
+            self.jobs[job] = entry.record
         await self.store.publish_state(entry.record, self.node_id)
         log.info("job %s claimed by %s", job, self.node_id)
         return entry.record

@@ -33,7 +33,7 @@ from nats.js.object_store import ObjectStore
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, ModelNotFoundError
 from mlbuffet.protocol.messages import JobEvent, JobRecord, JobState, pack, unpack
-from mlbuffet.registry.store import _create_replicated, _when_jetstream_answers
+from mlbuffet.registry.store import open_key_value, open_object_store, open_stream
 
 log = logging.getLogger(__name__)
 
@@ -70,60 +70,38 @@ class JobStore:
     @classmethod
     async def open(cls, js: JetStreamContext, *, replicas: int | None = None) -> JobStore:
         """Open the jobs bucket, the files bucket and the events stream, creating what is missing."""
-        wanted = 3 if replicas is None else replicas
-        fall_back = replicas is None
-        try:
-            kv = await _when_jetstream_answers(lambda: js.key_value(subjects.TRAIN_JOBS_BUCKET))
-        except js_errors.BucketNotFoundError:
-            kv = await _create_replicated(
-                lambda n: js.create_key_value(
-                    KeyValueConfig(
-                        bucket=subjects.TRAIN_JOBS_BUCKET,
-                        description="MLBuffet training jobs (one msgpack JobRecord per job)",
-                        history=JOBS_HISTORY,
-                        storage=StorageType.FILE,
-                        replicas=n,
-                    )
-                ),
-                wanted,
-                fall_back=fall_back,
-            )
-        try:
-            files = await _when_jetstream_answers(
-                lambda: js.object_store(subjects.TRAIN_FILES_BUCKET)
-            )
-        except js_errors.BucketNotFoundError:
-            files = await _create_replicated(
-                lambda n: js.create_object_store(
-                    subjects.TRAIN_FILES_BUCKET,
-                    ObjectStoreConfig(
-                        description="MLBuffet training inputs and logs (<job>/input/<name>, <job>/log)",
-                        storage=StorageType.FILE,
-                        replicas=n,
-                    ),
-                ),
-                wanted,
-                fall_back=fall_back,
-            )
-        try:
-            await _when_jetstream_answers(lambda: js.stream_info(subjects.TRAIN_EVENTS_STREAM))
-        except js_errors.NotFoundError:
-            await _create_replicated(
-                lambda n: js.add_stream(
-                    StreamConfig(
-                        name=subjects.TRAIN_EVENTS_STREAM,
-                        description="MLBuffet training job events and log lines",
-                        subjects=[subjects.train_events("*")],
-                        max_age=EVENTS_MAX_AGE_S,
-                        max_bytes=EVENTS_MAX_BYTES,
-                        discard=DiscardPolicy.OLD,
-                        storage=StorageType.FILE,
-                        num_replicas=n,
-                    )
-                ),
-                wanted,
-                fall_back=fall_back,
-            )
+        kv, _ = await open_key_value(
+            js,
+            KeyValueConfig(
+                bucket=subjects.TRAIN_JOBS_BUCKET,
+                description="MLBuffet training jobs (one msgpack JobRecord per job)",
+                history=JOBS_HISTORY,
+                storage=StorageType.FILE,
+            ),
+            replicas,
+        )
+        files, _ = await open_object_store(
+            js,
+            subjects.TRAIN_FILES_BUCKET,
+            ObjectStoreConfig(
+                description="MLBuffet training inputs and logs (<job>/input/<name>, <job>/log)",
+                storage=StorageType.FILE,
+            ),
+            replicas,
+        )
+        await open_stream(
+            js,
+            StreamConfig(
+                name=subjects.TRAIN_EVENTS_STREAM,
+                description="MLBuffet training job events and log lines",
+                subjects=[subjects.train_events("*")],
+                max_age=EVENTS_MAX_AGE_S,
+                max_bytes=EVENTS_MAX_BYTES,
+                discard=DiscardPolicy.OLD,
+                storage=StorageType.FILE,
+            ),
+            replicas,
+        )
         return cls(js, kv, files)
 
     # -- records -------------------------------------------------------------
