@@ -174,3 +174,29 @@ async def test_a_trainer_refuses_a_job_whose_files_are_missing_or_whose_timeout_
     with pytest.raises(JobNotFoundError):
         await jobs.get(too_long.job)
     assert not await jobs.has_input(too_long.job, "train.py")
+
+
+async def test_a_job_outlives_the_gateway_that_took_it(
+    make_gateway: Any, start_trainer: Any, jobs: JobStore
+) -> None:
+    import aiohttp
+
+    await start_trainer()
+    first = await make_gateway()
+    form = aiohttp.FormData()
+    form.add_field("script", SLOW.encode(), filename="train.py")
+    form.add_field("requirements", b"", filename="requirements.txt")
+    form.add_field("dataset", b"x\n", filename="data.csv")
+    form.add_field("timeout", "3")
+    response = await first.post("/api/v1/train/outlived", data=form)
+    assert response.status == 202
+    job = (await response.json())["job"]
+    await first.close()  # the gateway goes away; the job does not notice
+
+    second = await make_gateway()
+    await wait_for_state(jobs, job, FINISHED, timeout_s=120)
+    status = await (await second.get(f"/api/v1/train/{job}")).json()
+    assert status["state"] == "failed"
+    assert "ran out of time (3 s)" in status["reason"]
+    log = await (await second.get(f"/api/v1/train/{job}/logs")).text()
+    assert "working" in log
