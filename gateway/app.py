@@ -12,6 +12,7 @@ from gateway.routes import ROUTES, Route
 from gateway.routes.root import HELP
 from gateway.security import add_routes, guard_middleware, protect
 from gateway.service import CONFIG, NODE_ID, mesh_context
+from gateway.training import training_context
 from mlbuffet.nodes import new_node_id
 
 
@@ -51,4 +52,5 @@ def create_app(config: GatewayConfig, node_id: str | None = None) -> web.Applica
     app.cleanup_ctx.append(mesh_context)
     app.cleanup_ctx.append(presence_context)
     app.on_shutdown.append(close_event_feeds)
+    app.cleanup_ctx.append(training_context)
     return app

@@ -24,12 +24,15 @@ class NatsUnavailableError(ConnectionError):
     """NATS could not be reached within the configured wait."""
 
 
-def _tls_context(config: NatsConfig) -> ssl.SSLContext | None:
-    if not (config.tls_ca_file or config.tls_cert_file):
+def client_tls_context(
+    ca_file: str | None, cert_file: str | None, key_file: str | None
+) -> ssl.SSLContext | None:
+    """A TLS client context trusting `ca_file` and showing a client certificate; None for neither."""
+    if not (ca_file or cert_file):
         return None
-    context = ssl.create_default_context(cafile=config.tls_ca_file)
-    if config.tls_cert_file and config.tls_key_file:
-        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file and key_file:
+        context.load_cert_chain(cert_file, key_file)
     return context
 
 
@@ -63,7 +66,7 @@ async def connect(config: NatsConfig, name: str, **overrides: object) -> Client:
     if config.nkey_seed_file:
         options["nkeys_seed"] = config.nkey_seed_file
     options["inbox_prefix"] = config.reply_prefix
-    tls = _tls_context(config)
+    tls = client_tls_context(config.tls_ca_file, config.tls_cert_file, config.tls_key_file)
     if tls is not None:
         options["tls"] = tls
     options.update(overrides)

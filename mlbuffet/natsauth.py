@@ -28,12 +28,14 @@ from mlbuffet.protocol import subjects
 INBOX_ROOT = "_INBOX"
 MODELS_STREAM = f"KV_{subjects.MODELS_BUCKET}"
 FILES_STREAM = f"OBJ_{subjects.FILES_BUCKET}"
-JOBS_BUCKET = "mlbuffet_jobs"
-"""The trainer's job records (KV). Assumed name: it must match the trainer's bucket."""
-JOB_FILES_BUCKET = "mlbuffet_job_files"
-"""The trainer's job inputs and outputs (Object Store). Assumed name, as JOBS_BUCKET."""
+JOBS_BUCKET = subjects.TRAIN_JOBS_BUCKET
+"""The trainer's job records (KV)."""
+JOB_FILES_BUCKET = subjects.TRAIN_FILES_BUCKET
+"""The trainer's job inputs and final logs (Object Store)."""
 JOBS_STREAM = f"KV_{JOBS_BUCKET}"
 JOB_FILES_STREAM = f"OBJ_{JOB_FILES_BUCKET}"
+JOB_EVENTS_STREAM = subjects.TRAIN_EVENTS_STREAM
+"""Keeps every job's events (mlbuffet.events.train.*), so a late reader replays a log."""
 P = subjects.PREFIX
 
 
@@ -100,8 +102,10 @@ def jobs_write() -> list[str]:
     return (
         stream_read(JOBS_STREAM)
         + stream_read(JOB_FILES_STREAM)
+        + stream_read(JOB_EVENTS_STREAM)
         + stream_admin(JOBS_STREAM)
         + stream_admin(JOB_FILES_STREAM)
+        + stream_admin(JOB_EVENTS_STREAM)
         + kv_write(JOBS_BUCKET)
         + obj_write(JOB_FILES_BUCKET)
     )

@@ -9,7 +9,15 @@ import socket
 _NOT_TOKEN = re.compile(r"[^A-Za-z0-9_-]+")
 
 
+def _host() -> str:
+    return _NOT_TOKEN.sub("-", socket.gethostname()).strip("-")[:32] or "host"
+
+
 def new_node_id(role: str) -> str:
     """`<role>-<host>-<6 hex>`: unique per process, readable, and a valid subject token."""
-    host = _NOT_TOKEN.sub("-", socket.gethostname()).strip("-")[:32] or "host"
-    return f"{role}-{host}-{secrets.token_hex(3)}"
+    return f"{role}-{_host()}-{secrets.token_hex(3)}"
+
+
+def stable_node_id(role: str, index: int) -> str:
+    """`<role>-<host>-<index>`: the same after a restart, for roles that recognise their own work."""
+    return f"{role}-{_host()}-{index}"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 ROLES: dict[str, tuple[str, str]] = {
     "up": (
         "mlbuffet.cli.up",
-        "nats-server, gateway, modelhosts and a metrics actor on this machine, in one command",
+        "nats-server, gateway, modelhosts, a metrics actor and a trainer on this machine, in one command",
     ),
     "gateway": ("gateway.__main__", "the REST gateway"),
     "modelhost": ("actors.modelhost.__main__", "a modelhost serving models from the registry"),
@@ -19,6 +19,10 @@ ROLES: dict[str, tuple[str, str]] = {
     ),
     "status": ("mlbuffet.cli.status", "a table of the cluster's nodes and models"),
     "events": ("mlbuffet.cli.events", "follow the event stream (models, nodes)"),
+    "trainer": (
+        "actors.trainer.__main__",
+        "a trainer running training jobs and registering their models",
+    ),
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
     "models": ("mlbuffet.cli.models", "list, show, push, delete models; set the default version"),
     "predict": ("mlbuffet.cli.predict", "one prediction from JSON values, an image or .npy files"),

@@ -1,10 +1,10 @@
-"""What `mlbuffet up` runs: nats-server, a gateway, N modelhosts and a metrics actor, in order.
+"""What `mlbuffet up` runs: nats-server, a gateway, N modelhosts, a metrics actor and a trainer, in order.
 
 Start: check ports, start nats-server, open the registry (creating it on
 first start), then launch every child in parallel while the sample models
 are registered, and wait until the gateway listens and every modelhost
 serves every sample. Stop: gateway first (it stops taking requests), then
-the modelhosts (they drain) and the metrics actor, then nats-server (it
+the modelhosts and the trainer (they drain) and the metrics actor, then nats-server (it
 flushes JetStream).
 """
 
@@ -36,12 +36,14 @@ from mlbuffet.config import NatsConfig, nats_arguments
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.natsauth import GeneratedCredentials
 from mlbuffet.natsserver import NatsServerConfig, NatsServerError, check_port_free
+from mlbuffet.nodes import stable_node_id
 from mlbuffet.registry import Registry
 from mlbuffet.runner import StartupError
 
 GATEWAY_READY = re.compile(r"^gateway (\S+) listening on (http://\S+)$")
 MODELHOST_READY = re.compile(r"^modelhost (\S+) ready, serving (.*)$")
 METRICS_READY = re.compile(r"^metrics (\S+) ready, prometheus on (http://\S+)$")
+TRAINER_READY = re.compile(r"^trainer (\S+) ready, backend (\w+)")
 
 STOP_GRACE_S = 5.0
 """How much longer than the children's drain timeout `up` waits before it kills them."""
@@ -73,6 +75,7 @@ class Mesh:
         self.gateway: ChildProcess | None = None
         self.modelhosts: list[ChildProcess] = []
         self.metrics: ChildProcess | None = None
+        self.trainer: ChildProcess | None = None
         self.rest_url = ""
         self.metrics_url = ""
         self.samples_registered: list[str] = []
@@ -85,7 +88,9 @@ class Mesh:
 
     @property
     def children(self) -> list[ChildProcess]:
-        return [c for c in (self.gateway, *self.modelhosts, self.metrics) if c is not None]
+        return [
+            c for c in (self.gateway, *self.modelhosts, self.metrics, self.trainer) if c is not None
+        ]
 
     async def start(self) -> None:
         """Bring everything up; StartupError (one line for the user) if any part cannot start."""
@@ -156,6 +161,20 @@ class Mesh:
                 ),
                 METRICS_READY,
                 self._nats_as("metrics"),
+            )
+        if config.trainer:
+            # A stable node id: restarted, the trainer fails the jobs it was running at once.
+            self.trainer = self._child(
+                "trainer",
+                role_command(
+                    "trainer",
+                    *nats_arguments(self._nats_as("trainer")),
+                    "--node-id",
+                    stable_node_id("trainer", 1),
+                    *common,
+                ),
+                TRAINER_READY,
+                self._nats_as("trainer"),
             )
         jobs: list[Coroutine[Any, Any, Any]] = [
             child.launch(config.startup_timeout_s) for child in self.children
@@ -247,6 +266,12 @@ class Mesh:
         nats_url = ",".join(self.nats_urls)
         assert self.gateway is not None
         hosts = ", ".join(f"{h.name} (pid {h.pid})" for h in self.modelhosts) or "none"
+        trainer = "none (--no-trainer)"
+        if self.trainer is not None and self.trainer.ready_match is not None:
+            trainer = (
+                f"{self.trainer.ready_match.group(1)} (pid {self.trainer.pid}, "
+                f"backend {self.trainer.ready_match.group(2)})"
+            )
         if self.nats is not None:
             nats_where = f"embedded nats-server, JetStream on, pid {self.nats.pid}"
             nats_where += (
@@ -272,6 +297,7 @@ class Mesh:
             f"[up] data        {data}",
             f"[up] modelhosts  {hosts}",
             f"[up] metrics     {metrics}",
+            f"[up] trainer     {trainer}",
             f"[up] dashboard   {self.rest_url}/dashboard",
             f"[up] models      {models}",
             f"[up] auth        {config.auth_line}",

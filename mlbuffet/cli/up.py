@@ -38,7 +38,7 @@ async def serve(config: UpConfig, stop: asyncio.Event) -> int:
         if failed.done() and not stop.is_set():
             console.warn(f"mlbuffet up: {failed.result()}; stopping everything")
             return 1
-        console.say("[up] stopping: gateway, then modelhosts, then nats-server")
+        console.say("[up] stopping: gateway, then modelhosts and trainer, then nats-server")
         return 0
     finally:
         stopping.cancel()

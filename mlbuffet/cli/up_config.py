@@ -46,6 +46,8 @@ class UpConfig:
     modelhosts: int = 2
     metrics_port: int = 9091
     """Prometheus endpoint of the metrics actor; 0 picks a free one, -1 runs no metrics actor."""
+    trainer: bool = True
+    """Run one trainer (process backend unless MLBUFFET_TRAINER_BACKEND says otherwise)."""
     samples: bool = True
     """Register the sample models when the registry is created (first start)."""
     log_level: str = "info"
@@ -161,6 +163,12 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         "(MLBUFFET_METRICS_PORT; default %(default)s)",
     )
     add(
+        "--no-trainer",
+        action="store_true",
+        default=_flag(environ, "NO_TRAINER"),
+        help="do not run a trainer, so no training jobs run (MLBUFFET_NO_TRAINER=1)",
+    )
+    add(
         "--no-samples",
         action="store_true",
         default=_flag(environ, "NO_SAMPLES"),
@@ -203,6 +211,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         nats_urls=split_urls(args.nats) if args.nats else (),
         modelhosts=args.modelhosts,
         metrics_port=args.metrics_port,
+        trainer=not args.no_trainer,
         samples=not args.no_samples,
         log_level=args.log_level,
         drain_timeout_s=args.drain_timeout,

@@ -60,3 +60,30 @@ class ModelRef:
 
     def __str__(self) -> str:
         return self.name if self.version is None else f"{self.name}:{self.version}"
+
+
+JOB_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+"""A training job id is one subject token, like a model name."""
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
+
+def parse_job_id(raw: str) -> str:
+    """Return `raw` if it is a valid job id, else BadRequestError."""
+    if not isinstance(raw, str) or not _JOB_ID.fullmatch(raw):
+        raise BadRequestError(f"invalid job id {raw!r}: use 1 to 64 letters, digits, '_' or '-'")
+    return raw
+
+
+FILE_NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+"""A file a job reads or writes: a plain name in the job's folder, never a path."""
+_FILE_NAME = re.compile(FILE_NAME_PATTERN)
+
+
+def parse_file_name(raw: str, what: str = "file name") -> str:
+    """Return `raw` if it is a plain file name (no folder, no leading dot), else BadRequestError."""
+    if not isinstance(raw, str) or not _FILE_NAME.fullmatch(raw) or ".." in raw:
+        raise BadRequestError(
+            f"invalid {what} {raw!r}: use up to 128 letters, digits, '_', '-' or '.', "
+            "not starting with '.' and without folders"
+        )
+    return raw

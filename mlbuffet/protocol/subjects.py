@@ -18,6 +18,7 @@ MODELHOST_QUEUE = "modelhost"
 """Queue group of every inference and echo subscription: one host answers each request."""
 
 TRAINER_QUEUE = "trainer"
+"""Queue group of the trainers' submit subscription: one trainer accepts each job."""
 
 METRICS_QUEUE = "metrics"
 """Queue group of the cluster-status endpoint: one metrics actor answers each request."""
@@ -30,6 +31,15 @@ MODELS_BUCKET = "mlbuffet_models"
 
 FILES_BUCKET = "mlbuffet_model_files"
 """JetStream Object Store bucket: one object per model version."""
+
+TRAIN_JOBS_BUCKET = "mlbuffet_train_jobs"
+"""JetStream KV bucket: one key per training job, the value a msgpack JobRecord."""
+
+TRAIN_FILES_BUCKET = "mlbuffet_train_files"
+"""JetStream Object Store bucket: a job's input files and its final log (see train_input)."""
+
+TRAIN_EVENTS_STREAM = "mlbuffet_train_events"
+"""JetStream stream over train_events("*"): every job's state changes and log lines, replayable."""
 
 
 def infer(model: str, version: int | None = None) -> str:
@@ -72,6 +82,7 @@ def echo() -> str:
 
 
 def train_submit() -> str:
+    """Submit a training job (TrainJob -> TrainAccepted), queue group TRAINER_QUEUE."""
     return f"{PREFIX}.train.submit"
 
 
@@ -81,6 +92,7 @@ def model_events(model: str) -> str:
 
 
 def train_events(job: str) -> str:
+    """State changes and log lines of one job (JobEvent); `job="*"` matches every job."""
     return f"{PREFIX}.events.train.{job}"
 
 
@@ -120,3 +132,13 @@ def service_name(role: str) -> str:
 def file_object(model: str, version: int) -> str:
     """Name of a model version's file in the FILES_BUCKET object store."""
     return f"{model}/{version}"
+
+
+def train_input(job: str, filename: str) -> str:
+    """Name of one of a job's input files in the TRAIN_FILES_BUCKET object store."""
+    return f"{job}/input/{filename}"
+
+
+def train_log(job: str) -> str:
+    """Name of a finished job's whole log in the TRAIN_FILES_BUCKET object store."""
+    return f"{job}/log"

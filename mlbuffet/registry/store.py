@@ -10,6 +10,7 @@ write the same object.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import io
 import logging
@@ -23,7 +24,7 @@ from typing import TypeVar
 import nats.errors
 import nats.js.errors as js_errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
+from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -96,6 +97,59 @@ async def _create_replicated(
             raise
 
 
+async def open_key_value(
+    js: JetStreamContext, config: KeyValueConfig, replicas: int | None
+) -> tuple[KeyValue, bool]:
+    """Open the KV bucket `config.bucket`, creating it if missing; the flag says it was created.
+
+    `replicas=None` creates it with AUTO_REPLICAS copies where the cluster has
+    that many JetStream nodes, one otherwise; an existing bucket keeps its own.
+    """
+    try:
+        return await _when_jetstream_answers(lambda: js.key_value(config.bucket)), False
+    except js_errors.BucketNotFoundError:
+        pass
+    kv = await _create_replicated(
+        lambda n: js.create_key_value(dataclasses.replace(config, replicas=n)),
+        AUTO_REPLICAS if replicas is None else replicas,
+        fall_back=replicas is None,
+    )
+    return kv, True
+
+
+async def open_object_store(
+    js: JetStreamContext, bucket: str, config: ObjectStoreConfig, replicas: int | None
+) -> tuple[ObjectStore, bool]:
+    """Open the Object Store `bucket`, creating it if missing (replicas as in open_key_value)."""
+    try:
+        return await _when_jetstream_answers(lambda: js.object_store(bucket)), False
+    except js_errors.BucketNotFoundError:
+        pass
+    store = await _create_replicated(
+        lambda n: js.create_object_store(bucket, dataclasses.replace(config, replicas=n)),
+        AUTO_REPLICAS if replicas is None else replicas,
+        fall_back=replicas is None,
+    )
+    return store, True
+
+
+async def open_stream(js: JetStreamContext, config: StreamConfig, replicas: int | None) -> bool:
+    """Make sure the stream `config.name` exists (replicas as in open_key_value); True if created."""
+    assert config.name is not None
+    name = config.name
+    try:
+        await _when_jetstream_answers(lambda: js.stream_info(name))
+        return False
+    except js_errors.NotFoundError:
+        pass
+    await _create_replicated(
+        lambda n: js.add_stream(dataclasses.replace(config, num_replicas=n)),
+        AUTO_REPLICAS if replicas is None else replicas,
+        fall_back=replicas is None,
+    )
+    return True
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -136,41 +190,25 @@ class Registry:
         cluster has that many JetStream nodes, and with one otherwise. Buckets
         that exist keep the replicas they were made with.
         """
-        wanted = AUTO_REPLICAS if replicas is None else replicas
-        created = False
-        try:
-            kv = await _when_jetstream_answers(lambda: js.key_value(subjects.MODELS_BUCKET))
-        except js_errors.BucketNotFoundError:
-            kv = await _create_replicated(
-                lambda n: js.create_key_value(
-                    KeyValueConfig(
-                        bucket=subjects.MODELS_BUCKET,
-                        description="MLBuffet model records (one JSON document per model)",
-                        history=KV_HISTORY,
-                        storage=StorageType.FILE,
-                        replicas=n,
-                    )
-                ),
-                wanted,
-                fall_back=replicas is None,
-            )
-            created = True
-        try:
-            files = await _when_jetstream_answers(lambda: js.object_store(subjects.FILES_BUCKET))
-        except js_errors.BucketNotFoundError:
-            files = await _create_replicated(
-                lambda n: js.create_object_store(
-                    subjects.FILES_BUCKET,
-                    ObjectStoreConfig(
-                        description="MLBuffet model files (<model>/<version>)",
-                        storage=StorageType.FILE,
-                        replicas=n,
-                    ),
-                ),
-                wanted,
-                fall_back=replicas is None,
-            )
-            created = True
+        kv, kv_created = await open_key_value(
+            js,
+            KeyValueConfig(
+                bucket=subjects.MODELS_BUCKET,
+                description="MLBuffet model records (one JSON document per model)",
+                history=KV_HISTORY,
+                storage=StorageType.FILE,
+            ),
+            replicas,
+        )
+        files, files_created = await open_object_store(
+            js,
+            subjects.FILES_BUCKET,
+            ObjectStoreConfig(
+                description="MLBuffet model files (<model>/<version>)", storage=StorageType.FILE
+            ),
+            replicas,
+        )
+        created = kv_created or files_created
         return cls(kv, files), created
 
     # -- reading -------------------------------------------------------------
