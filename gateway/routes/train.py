@@ -15,9 +15,10 @@ from aiohttp import web
 
 from gateway.envelope import reply
 from gateway.routes.common import mesh_of
-from gateway.routes.table import Route
+from gateway.routes.table import SMALL_BODY_BYTES, Route
 from gateway.training import jobs_of
 from gateway.uploads import SpooledFile, read_form, spool_folder
+from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
 from mlbuffet.protocol.messages import JobRecord, TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
@@ -178,7 +179,14 @@ async def logs(request: web.Request) -> web.StreamResponse:
 
 
 ROUTES = (
-    Route("GET", "/api/v1/train", list_jobs, "recent training jobs, newest first"),
+    Route(
+        "GET",
+        "/api/v1/train",
+        list_jobs,
+        "recent training jobs, newest first",
+        Scope.TRAIN,
+        SMALL_BODY_BYTES,
+    ),
     Route(
         "POST",
         "/api/v1/train/{model}",
@@ -186,21 +194,37 @@ ROUTES = (
         "train a new version of <model>: multipart files 'script', 'requirements', 'dataset' "
         "(+ more data files), optional 'description', 'make_default', 'timeout'; the script "
         "writes model.onnx; answers 202 with the job id",
+        Scope.TRAIN,
     ),
     Route(
         "POST",
         "/api/v1/train/{model}/{output_file}",
         submit,
         "the same, with the name of the file the script writes",
+        Scope.TRAIN,
     ),
     Route(
-        "GET", "/api/v1/train/{job}", get_job, "a training job: state, times, exit code, version"
+        "GET",
+        "/api/v1/train/{job}",
+        get_job,
+        "a training job: state, times, exit code, version",
+        Scope.TRAIN,
+        SMALL_BODY_BYTES,
     ),
     Route(
         "GET",
         "/api/v1/train/{job}/logs",
         logs,
         "a training job's log; ?follow=1 streams it until the job ends",
+        Scope.TRAIN,
+        SMALL_BODY_BYTES,
     ),
-    Route("DELETE", "/api/v1/train/{job}", cancel, "cancel a training job"),
+    Route(
+        "DELETE",
+        "/api/v1/train/{job}",
+        cancel,
+        "cancel a training job",
+        Scope.TRAIN,
+        SMALL_BODY_BYTES,
+    ),
 )

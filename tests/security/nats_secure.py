@@ -100,7 +100,7 @@ class Probe:
 
 async def probe(config: NatsConfig) -> Probe:
     """Connect like connection.connect does (TLS, credentials, the user's inbox prefix)."""
-    from mlbuffet.connection import _tls_context
+    from mlbuffet.connection import client_tls_context
 
     result = Probe(nc=Client())
     errors = result.errors
@@ -117,7 +117,7 @@ async def probe(config: NatsConfig) -> Probe:
         options["token"] = config.token
     result.nc = await nats.connect(
         list(config.urls),
-        tls=_tls_context(config),
+        tls=client_tls_context(config.tls_ca_file, config.tls_cert_file, config.tls_key_file),
         inbox_prefix=config.reply_prefix,
         error_cb=error_cb,
         allow_reconnect=False,
