@@ -1,6 +1,6 @@
 """How a node makes itself seen: its heartbeat, and a NATS micro service for discovery.
 
-Every role (gateway, modelhost, metrics) starts one Presence. The micro
+Every role (gateway, modelhost, metrics, trainer) starts one Presence. The micro
 service (`mlbuffet-<role>`) answers `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`
 so the `nats` CLI and any NATS tooling find every node; its `heartbeat`
 endpoint answers the node's current Heartbeat at once, and its stats carry a
@@ -36,6 +36,7 @@ DESCRIPTIONS = {
     "gateway": "MLBuffet REST gateway: HTTP in, inference requests out on NATS",
     "modelhost": "MLBuffet modelhost: serves ONNX models on mlbuffet.infer.<model>[.<version>]",
     "metrics": "MLBuffet metrics actor: cluster view, node up/down events, Prometheus metrics",
+    "trainer": "MLBuffet trainer: runs training jobs from mlbuffet.train.submit, registers their models",
 }
 
 

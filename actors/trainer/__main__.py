@@ -139,6 +139,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
             install_network=args.docker_install_network,
         ),
         drain_timeout_s=args.drain_timeout,
+        heartbeat_interval_s=args.heartbeat_interval,
     )
     return config, args.log_level
 

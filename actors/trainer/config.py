@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlbuffet.config import ConfigError, NatsConfig
+from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
 
 BACKENDS = ("process", "docker")
 GIB = 1024**3
@@ -66,10 +66,12 @@ class TrainerConfig:
     docker: DockerConfig = field(default_factory=DockerConfig)
     drain_timeout_s: float = 30.0
     registry_replicas: int | None = None
+    heartbeat_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        check_heartbeat_interval(self.heartbeat_interval_s)
         if self.max_jobs < 1:
             raise ConfigError("--max-jobs must be at least 1")
         for setting, value in (

@@ -65,6 +65,8 @@ class JobRunner:
         self.notes = notes
         self.timeout_s = timeout_s
         self.cancelled_by_user = False
+        self.outcome: Outcome | None = None
+        """How the job ended, once it has (the trainer's heartbeat counts outcomes)."""
         self.finishing = False
         """Set once the outcome is being recorded: too late to cancel."""
 
@@ -99,6 +101,7 @@ class JobRunner:
             outcome = Outcome(JobState.FAILED, "internal error in the trainer (see its log)")
         finally:
             self.finishing = True
+            self.outcome = outcome
             await asyncio.shield(self._finish(spec.job, spec.inputs, work, joblog, outcome))
 
     async def _steps(self, ctx: JobContext) -> Outcome:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +32,8 @@ from actors.base import Actor
 from actors.trainer.backend import Backend
 from actors.trainer.config import TrainerConfig
 from actors.trainer.job import JobRunner
+from mlbuffet.heartbeat import NodeLoad
+from mlbuffet.presence import Presence
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import BadRequestError, MLBuffetError, UnprocessableError
 from mlbuffet.protocol.messages import (
@@ -76,6 +79,11 @@ class TrainerService(Actor):
         self._watcher: Any = None
         self._notes: list[str] = []
         self.inspector = ModelInspector()
+        self.finished: Counter[str] = Counter()
+        """Jobs this trainer ran to an end, by final state (succeeded, failed, cancelled)."""
+        self.presence = Presence(
+            nc, self.role, node_id, self.heartbeat_load, config.heartbeat_interval_s
+        )
 
     async def on_start(self) -> None:
         js = self.nc.jetstream()
@@ -94,8 +102,10 @@ class TrainerService(Actor):
         await self.subscribe(
             subjects.train_submit(), queue=subjects.TRAINER_QUEUE, cb=self._on_submit
         )
+        await self.presence.start()
 
     async def on_stop(self) -> None:
+        await self.presence.stop()
         for task in self._background:
             task.cancel()
         if self._background:
@@ -105,6 +115,18 @@ class TrainerService(Actor):
                 await self._watcher.stop()
         self.inspector.close()
         await self.backend.close()
+
+    def heartbeat_load(self) -> NodeLoad:
+        """Jobs running here now, jobs waiting in the bucket, and how this trainer's jobs ended."""
+        queued = sum(1 for r in self.jobs.values() if r.state is JobState.QUEUED)
+        return NodeLoad(
+            in_flight=len(self.active),
+            counters={
+                "running": sorted(self.active),
+                "queued": queued,
+                "finished": dict(self.finished),
+            },
+        )
 
     # -- accepting -----------------------------------------------------------
 
@@ -298,6 +320,8 @@ class TrainerService(Actor):
         try:
             await runner.run(record)
         finally:
+            if runner.outcome is not None:
+                self.finished[runner.outcome.state.value] += 1
             self.active.pop(record.job, None)
             self._tasks_by_job.pop(record.job, None)
             self._wake.set()
