@@ -47,7 +47,7 @@ def test_status_and_events_against_a_running_up(start_up, spawn):
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
     roles = sorted(n["role"] for n in status["nodes"])
-    assert roles == ["gateway", "metrics", "modelhost"]
+    assert roles == ["gateway", "metrics", "modelhost", "trainer"]
     assert all(n["state"] == "up" for n in status["nodes"])
 
     table = mlbuffet("status", "--nats", up.nats)
