@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from nats.aio.client import Client
 
 from actors.modelhost.config import ModelhostConfig
@@ -23,6 +24,14 @@ from mlbuffet.natsserver import NatsServer, NatsServerConfig
 from mlbuffet.nodes import new_node_id
 from mlbuffet.registry import ModelInspector, Registry
 from tests import onnx_models
+
+# The suite runs in parallel on two cores beside real servers: a draw can stall for
+# seconds while another process computes. Hypothesis's timing checks would then fail
+# tests for the machine's load, not the code's; every property keeps its examples.
+settings.register_profile(
+    "mlbuffet", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("mlbuffet")
 
 SEED_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "seed"
 """Copies of the original MLBuffet's iris.onnx and dog_resized.jpg (see its README.md)."""
