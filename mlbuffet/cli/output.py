@@ -1,4 +1,4 @@
-"""How `mlbuffet models` and `mlbuffet predict` print: tables for people, JSON for scripts,
+"""How `mlbuffet models`, `predict` and `train` print: tables for people, JSON for scripts,
 and an exit status that says what kind of failure it was (docs/cli.md)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What `mlbuffet models` and `mlbuffet predict` ask of a server, over REST or NATS.
+"""What `mlbuffet models`, `predict` and `train` ask of a server, over REST or NATS.
 
 Both transports answer in the same plain maps (the REST API's fields), so the
 commands print and `--json` the same whichever way the request went.
