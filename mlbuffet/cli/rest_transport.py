@@ -163,8 +163,14 @@ class RestTransport:
                     except ValueError:
                         body = None
                     _raise_for(response, body if isinstance(body, dict) else {})
-                async for raw in response.content:
-                    yield raw.decode("utf-8", "replace").rstrip("\n")
+                # Split by hand: a script's line may be longer than aiohttp's readline allows.
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        yield line.decode("utf-8", "replace")
+                if pending:
+                    yield pending.decode("utf-8", "replace")
         except TimeoutError:
             raise error_for_status(504, f"no answer from {self.url} in time") from None
         except aiohttp.ClientError as exc:
