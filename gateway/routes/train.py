@@ -7,9 +7,7 @@ Object Store); the answer is 202 with the job id, long before the job ends.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -20,50 +18,16 @@ from gateway.training import jobs_of
 from gateway.uploads import SpooledFile, read_form, spool_folder
 from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
-from mlbuffet.protocol.messages import JobRecord, TrainJob
+from mlbuffet.protocol.messages import TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
 from mlbuffet.training import log_lines, new_job_id, submit_job
+from mlbuffet.training.views import job_view
 
 REQUIRED_FILES = ("script", "requirements", "dataset")
 DEFAULT_NAMES = {"script": "train.py", "requirements": "requirements.txt", "dataset": "dataset"}
 DEFAULT_OUTPUT_FILE = "model.onnx"
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
-
-
-def _time(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
-
-
-def job_view(record: JobRecord) -> dict[str, Any]:
-    """A job as the REST API shows it."""
-    spec = record.spec
-    return {
-        "job": spec.job,
-        "model": spec.model,
-        "state": record.state.value,
-        "version": record.version,
-        "exit_code": record.exit_code,
-        "reason": record.reason,
-        "output_file": spec.output_file,
-        "description": spec.description,
-        "make_default": spec.make_default,
-        "timeout": spec.timeout_s,
-        "files": {
-            "script": spec.script,
-            "requirements": spec.requirements,
-            "data": list(spec.data),
-        },
-        "submitted_at": _time(record.submitted_at),
-        "started_at": _time(record.started_at),
-        "finished_at": _time(record.finished_at),
-        "updated_at": _time(record.updated_at),
-        "node": record.node,
-        "backend": record.backend,
-        "cancel_requested": record.cancel_requested,
-    }
 
 
 def _file_name(field: str, spooled: SpooledFile) -> str:

@@ -26,6 +26,10 @@ ROLES: dict[str, tuple[str, str]] = {
     "nats": ("mlbuffet.cli.nats", "the embedded nats-server with JetStream, alone"),
     "models": ("mlbuffet.cli.models", "list, show, push, delete models; set the default version"),
     "predict": ("mlbuffet.cli.predict", "one prediction from JSON values, an image or .npy files"),
+    "train": (
+        "mlbuffet.cli.train",
+        "submit a training job, follow its log; list, show, cancel jobs",
+    ),
     "keys": ("mlbuffet.cli.keys", "make an API key for the gateway (docs/security.md)"),
 }
 

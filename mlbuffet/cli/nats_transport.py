@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy.typing as npt
 
-from mlbuffet.cli.transport import PredictInput
+from mlbuffet.cli.transport import PredictInput, TrainRequest
 from mlbuffet.client import Client
 from mlbuffet.config import NatsConfig
 from mlbuffet.images import image_array, image_input
 from mlbuffet.inputs import arrays_from_values
 from mlbuffet.outputs import jsonable
 from mlbuffet.protocol.names import ModelRef
+from mlbuffet.training.views import job_view
 from mlbuffet.views import model_details
 
 
@@ -90,6 +92,33 @@ class NatsTransport:
             "node": result.node,
             "outputs": {name: jsonable(value) for name, value in result.items()},
         }
+
+    async def train(self, request: TrainRequest) -> dict[str, Any]:
+        job = await self.client.train(
+            request.model,
+            request.script,
+            request.requirements,
+            request.dataset,
+            output_file=request.output_file,
+            extra_files=request.data,
+            description=request.description,
+            make_default=request.make_default,
+            timeout=request.timeout_s,
+        )
+        return {"job": job, "model": request.model, "state": "queued"}
+
+    async def job(self, job: str) -> dict[str, Any]:
+        return job_view(await self.client.job(job))
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        return [job_view(record) for record in await self.client.jobs()]
+
+    async def cancel(self, job: str) -> dict[str, Any]:
+        return job_view(await self.client.cancel(job))
+
+    async def job_logs(self, job: str, follow: bool) -> AsyncIterator[str]:
+        async for line in self.client.job_logs(job, follow):
+            yield line
 
     async def close(self) -> None:
         await self.client.close()

@@ -1,4 +1,4 @@
-"""How `mlbuffet models` and `mlbuffet predict` print: tables for people, JSON for scripts,
+"""How `mlbuffet models`, `predict` and `train` print: tables for people, JSON for scripts,
 and an exit status that says what kind of failure it was (docs/cli.md)."""
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ class Exit(IntEnum):
     UNAVAILABLE = 5
     """Nothing answered: the server or NATS is unreachable, no modelhost serves the model (503),
     or no answer came in time (504)."""
+    JOB_FAILED = 6
+    """A training job the command waited for ended failed."""
+    JOB_CANCELLED = 7
+    """A training job the command waited for ended cancelled."""
 
 
 def exit_for(error: MLBuffetError) -> Exit:

@@ -66,8 +66,8 @@ async def open_transport(args: argparse.Namespace) -> Transport:
     return await NatsTransport.open(nats_config_from(args), args.timeout)
 
 
-Command = Callable[[Transport], Awaitable[None]]
-"""What a command does once its transport is open."""
+Command = Callable[[Transport], Awaitable[int | None]]
+"""What a command does once its transport is open; an exit status other than 0, if it has one."""
 
 
 def command_main(
@@ -91,19 +91,19 @@ def command_main(
     except ValueError as exc:
         return usage_error(parser, str(exc))
 
-    async def go() -> None:
+    async def go() -> int | None:
         transport = await open_transport(args)
         try:
-            await command(transport)
+            return await command(transport)
         finally:
             await transport.close()
 
     try:
-        asyncio.run(go())
+        code = asyncio.run(go())
     except ConfigError as exc:
         return usage_error(parser, str(exc))
     except MLBuffetError as exc:
         return int(fail(exc, args.json))
     except KeyboardInterrupt:
         return 130
-    return int(Exit.OK)
+    return int(Exit.OK if code is None else code)

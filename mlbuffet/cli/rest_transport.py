@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from mlbuffet.cli.transport import PredictInput
+from mlbuffet.cli.transport import PredictInput, TrainRequest
 from mlbuffet.protocol.errors import MLBuffetError, ServiceUnavailableError, error_for_status
 from mlbuffet.protocol.names import ModelRef
 
 MODELS = "/api/v1/models"
+TRAIN = "/api/v1/train"
+FOLLOW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=None)
+"""A followed log runs as long as its job: no limit once connected."""
 
 
 class RestTransport:
@@ -35,10 +40,7 @@ class RestTransport:
                     body = None
                 if not isinstance(body, dict):
                     body = {}
-                if response.status >= 400:
-                    status = body.get("http_status", {})
-                    message = status.get("description") if isinstance(status, dict) else None
-                    raise error_for_status(response.status, message or response.reason or "")
+                _raise_for(response, body)
                 return body
         except MLBuffetError:
             raise
@@ -108,5 +110,79 @@ class RestTransport:
             body = await self._call("POST", path, json={"values": given.values_for_json()})
         return {k: body[k] for k in ("model", "version", "node", "outputs")}
 
+    async def train(self, request: TrainRequest) -> dict[str, Any]:
+        path = f"{TRAIN}/{request.model}"
+        if request.output_file is not None:
+            path += f"/{request.output_file}"
+        with ExitStack() as files:
+            form = aiohttp.FormData()
+            given = [
+                ("script", request.script),
+                ("requirements", request.requirements),
+                ("dataset", request.dataset),
+                *((f"data{i}", p) for i, p in enumerate(request.data, 1)),
+            ]
+            for field, file in given:
+                form.add_field(
+                    field,
+                    files.enter_context(file.open("rb")),
+                    filename=file.name,
+                    content_type="application/octet-stream",
+                )
+            if request.description is not None:
+                form.add_field("description", request.description)
+            form.add_field("make_default", "true" if request.make_default else "false")
+            if request.timeout_s is not None:
+                form.add_field("timeout", str(request.timeout_s))
+            body = await self._call("POST", path, data=form)
+        return {k: body[k] for k in ("job", "model", "state")}
+
+    async def job(self, job: str) -> dict[str, Any]:
+        body = await self._call("GET", f"{TRAIN}/{job}")
+        body.pop("http_status", None)
+        return body
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        body = await self._call("GET", TRAIN)
+        return list(body.get("jobs", []))
+
+    async def cancel(self, job: str) -> dict[str, Any]:
+        body = await self._call("DELETE", f"{TRAIN}/{job}")
+        body.pop("http_status", None)
+        return body
+
+    async def job_logs(self, job: str, follow: bool) -> AsyncIterator[str]:
+        params = {"follow": "1"} if follow else {}
+        timeout = FOLLOW_TIMEOUT if follow else None
+        url = f"{self.url}{TRAIN}/{job}/logs"
+        try:
+            async with self._session.get(url, params=params, timeout=timeout) as response:
+                if response.status >= 400:
+                    try:
+                        body = await response.json(content_type=None)
+                    except ValueError:
+                        body = None
+                    _raise_for(response, body if isinstance(body, dict) else {})
+                # Split by hand: a script's line may be longer than aiohttp's readline allows.
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        yield line.decode("utf-8", "replace")
+                if pending:
+                    yield pending.decode("utf-8", "replace")
+        except TimeoutError:
+            raise error_for_status(504, f"no answer from {self.url} in time") from None
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailableError(f"cannot reach {self.url}: {exc}") from None
+
     async def close(self) -> None:
         await self._session.close()
+
+
+def _raise_for(response: aiohttp.ClientResponse, body: dict[str, Any]) -> None:
+    """The MLBuffetError of an error reply (its envelope's description), if it is one."""
+    if response.status >= 400:
+        status = body.get("http_status", {})
+        message = status.get("description") if isinstance(status, dict) else None
+        raise error_for_status(response.status, message or response.reason or "")

@@ -1,4 +1,4 @@
-"""What `mlbuffet models` and `mlbuffet predict` ask of a server, over REST or NATS.
+"""What `mlbuffet models`, `predict` and `train` ask of a server, over REST or NATS.
 
 Both transports answer in the same plain maps (the REST API's fields), so the
 commands print and `--json` the same whichever way the request went.
@@ -6,6 +6,7 @@ commands print and `--json` the same whichever way the request went.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +34,21 @@ class PredictInput:
         if list(self.arrays) == [""]:
             return self.arrays[""].tolist()
         return {name: _listed(array) for name, array in self.arrays.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class TrainRequest:
+    """A training job as `mlbuffet train submit` gives it: local files and the job's settings."""
+
+    model: str
+    script: Path
+    requirements: Path
+    dataset: Path
+    data: tuple[Path, ...] = ()
+    output_file: str | None = None
+    description: str | None = None
+    make_default: bool = True
+    timeout_s: float | None = None
 
 
 def _listed(array: npt.NDArray[Any]) -> Any:
@@ -63,5 +79,20 @@ class Transport(Protocol):
 
     async def predict(self, ref: ModelRef, given: PredictInput) -> dict[str, Any]:
         """model, version, node, outputs (by name, JSON-ready)."""
+
+    async def train(self, request: TrainRequest) -> dict[str, Any]:
+        """job, model, state (queued): as POST /api/v1/train/<model>."""
+
+    async def job(self, job: str) -> dict[str, Any]:
+        """As GET /api/v1/train/<job> (mlbuffet.training.views.job_view)."""
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        """The recent jobs, newest first, each as job()."""
+
+    async def cancel(self, job: str) -> dict[str, Any]:
+        """The job after the cancel request, as job()."""
+
+    def job_logs(self, job: str, follow: bool) -> AsyncIterator[str]:
+        """The job's log lines; `follow` keeps reading until the job ends."""
 
     async def close(self) -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -29,16 +29,31 @@ from mlbuffet.client.results import (
     input_tensors,
     only_input,
 )
+from mlbuffet.client.training import ExtraFile, FileInput, stage_files
 from mlbuffet.config import DEFAULT_NATS_URL, NatsConfig, split_urls
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.nodes import new_node_id
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.errors import ServiceUnavailableError, UnsupportedMediaTypeError
-from mlbuffet.protocol.messages import InferRequest, InferResponse, ModelEvent, pack, unpack
-from mlbuffet.protocol.names import parse_model_name, parse_version
+from mlbuffet.protocol.errors import (
+    DeadlineExceededError,
+    ServiceUnavailableError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
+from mlbuffet.protocol.messages import (
+    InferRequest,
+    InferResponse,
+    JobRecord,
+    ModelEvent,
+    TrainJob,
+    pack,
+    unpack,
+)
+from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name, parse_version
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
 from mlbuffet.registry import Registry
 from mlbuffet.registry.check_file import inspect_in_subprocess
+from mlbuffet.training import JobStore, log_lines, new_job_id, submit_job
 
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of a request that brings none, as the gateway's --request-timeout."""
@@ -48,6 +63,9 @@ CONNECT_WAIT_S = 2.0
 DEFAULT_INPUT_TTL_S = 5.0
 """How long the input name of a default version is trusted (see Client._only_input)."""
 WHO = "the client"
+DEFAULT_OUTPUT_FILE = "model.onnx"
+JOB_POLL_S = 0.25
+"""How often wait_job reads a job's record."""
 
 
 @asynccontextmanager
@@ -82,6 +100,7 @@ class Client:
         self._owns_connection = owns_connection
         self._registry: Registry | None = None
         self._registry_lock = asyncio.Lock()
+        self._jobs: JobStore | None = None
         self._input_names: dict[tuple[str, int | None], tuple[str, float]] = {}
 
     @classmethod
@@ -327,6 +346,108 @@ class Client:
         with Path(path).open("wb") as sink:  # noqa: ASYNC230 - the registry writes it in chunks
             async with _mapped():
                 return await registry.download(parse_model_name(name), pinned, sink)
+
+    # -- training ------------------------------------------------------------
+
+    async def job_store(self) -> JobStore:
+        """The training jobs in JetStream (opened on first use)."""
+        async with self._registry_lock:
+            if self._jobs is None:
+                async with _mapped():
+                    self._jobs = await JobStore.open(self.nc.jetstream())
+            return self._jobs
+
+    async def train(
+        self,
+        model: str,
+        script: FileInput,
+        requirements: FileInput,
+        dataset: FileInput,
+        *,
+        output_file: str | None = None,
+        extra_files: Sequence[ExtraFile] = (),
+        description: str | None = None,
+        make_default: bool = True,
+        timeout: float | None = None,  # noqa: ASYNC109 - the job's wall-clock limit, not ours
+    ) -> str:
+        """Submit a training job for a new version of `model`; its id, once a trainer queued it.
+
+        Files are paths (the job sees them under their own names) or bytes
+        (named train.py, requirements.txt, dataset); `extra_files` are more
+        data files, paths or (name, bytes). The script writes `output_file`
+        (model.onnx); `timeout` limits its run in seconds (None: the trainer's
+        default). ServiceUnavailableError (503) if no trainer runs.
+        """
+        name = parse_model_name(model)
+        output = parse_file_name(output_file or DEFAULT_OUTPUT_FILE, "output file name")
+        if timeout is not None and not timeout > 0:
+            raise UnprocessableError("timeout must be a positive number of seconds")
+        store = await self.job_store()
+        with tempfile.TemporaryDirectory(prefix="mlbuffet-train-") as folder:
+            staged = await asyncio.to_thread(
+                stage_files, Path(folder), script, requirements, dataset, extra_files
+            )
+            spec = TrainJob(
+                job=new_job_id(),
+                model=name,
+                script=staged.script,
+                requirements=staged.requirements,
+                data=staged.data,
+                output_file=output,
+                description=description,
+                make_default=make_default,
+                timeout_s=timeout,
+            )
+            async with _mapped():
+                accepted = await submit_job(self.nc, store, spec, staged.paths)
+        return accepted.job
+
+    async def job(self, job_id: str) -> JobRecord:
+        """A job's record: state, times, exit code, registered version, reason (404 if unknown)."""
+        store = await self.job_store()
+        async with _mapped():
+            return await store.get(parse_job_id(job_id))
+
+    async def jobs(self) -> list[JobRecord]:
+        """The recent jobs, newest first (up to 100)."""
+        store = await self.job_store()
+        async with _mapped():
+            return await store.list()
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a job: a queued one at once, a running one by asking its trainer.
+
+        The record returned is `cancelled`, or (an active job) has
+        `cancel_requested`; wait_job waits for the end. ConflictError (409) if
+        the job has finished.
+        """
+        store = await self.job_store()
+        async with _mapped():
+            return await store.request_cancel(parse_job_id(job_id), self.node_id)
+
+    async def job_logs(self, job_id: str, follow: bool = False) -> AsyncGenerator[str, None]:
+        """The job's log lines (without line ends); `follow` waits for new ones until the job ends."""
+        job = parse_job_id(job_id)
+        store = await self.job_store()
+        async with _mapped():
+            async for line in log_lines(store, job, follow=follow):
+                yield line
+
+    async def wait_job(self, job_id: str, timeout: float | None = None) -> JobRecord:  # noqa: ASYNC109
+        """Wait until the job has finished; its final record (succeeded, failed or cancelled).
+
+        DeadlineExceededError (504) if it has not after `timeout` seconds (None: no limit).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = await self.job(job_id)
+            if record.state.finished:
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceededError(
+                    f"training job {job_id} is still {record.state.value} after {timeout} s"
+                )
+            await asyncio.sleep(JOB_POLL_S)
 
     # -- events --------------------------------------------------------------
 

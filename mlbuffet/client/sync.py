@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from mlbuffet.client.client import Client
 from mlbuffet.client.events import Event, EventStream
 from mlbuffet.client.results import Deleted, InferResult, Inputs, Uploaded
+from mlbuffet.client.training import ExtraFile, FileInput
+from mlbuffet.protocol.messages import JobRecord
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
 
 _T = TypeVar("_T")
@@ -102,6 +104,58 @@ class SyncClient:
     def save(self, name: str, path: str | Path, version: int | None = None) -> VersionRecord:
         return self._run(self.client.save(name, path, version))
 
+    def train(
+        self,
+        model: str,
+        script: FileInput,
+        requirements: FileInput,
+        dataset: FileInput,
+        *,
+        output_file: str | None = None,
+        extra_files: Sequence[ExtraFile] = (),
+        description: str | None = None,
+        make_default: bool = True,
+        timeout: float | None = None,
+    ) -> str:
+        return self._run(
+            self.client.train(
+                model,
+                script,
+                requirements,
+                dataset,
+                output_file=output_file,
+                extra_files=extra_files,
+                description=description,
+                make_default=make_default,
+                timeout=timeout,
+            )
+        )
+
+    def job(self, job_id: str) -> JobRecord:
+        return self._run(self.client.job(job_id))
+
+    def jobs(self) -> list[JobRecord]:
+        return self._run(self.client.jobs())
+
+    def cancel(self, job_id: str) -> JobRecord:
+        return self._run(self.client.cancel(job_id))
+
+    def wait_job(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        return self._run(self.client.wait_job(job_id, timeout))
+
+    def job_logs(self, job_id: str, follow: bool = False) -> Iterator[str]:
+        """The job's log lines as they come (`list(...)` for the whole log so far)."""
+        lines = self.client.job_logs(job_id, follow)
+        try:
+            while True:
+                try:
+                    yield self._run(_next(lines))
+                except StopAsyncIteration:
+                    return
+        finally:
+            if not self._loop.is_closed():
+                self._run(lines.aclose())
+
     def events(
         self, models: Sequence[str] | None = None, timeout: float | None = None
     ) -> Iterator[Event]:
@@ -124,3 +178,7 @@ class SyncClient:
             # connection (and with it the subscription) is gone then anyway.
             if not self._loop.is_closed():
                 self._run(stream.close())
+
+
+async def _next(lines: AsyncIterator[str]) -> str:
+    return await anext(lines)
