@@ -10,9 +10,7 @@ from tests.observe.conftest import INTERVAL_S
 from tests.observe.test_heartbeats import documented_fields, raw_heartbeats
 
 
-async def test_a_trainer_sends_the_documented_heartbeat_and_is_found_by_srv_ping(
-    nc, start_trainer
-):
+async def test_a_trainer_sends_the_documented_heartbeat_and_is_found_by_srv_ping(nc, start_trainer):
     beats = await raw_heartbeats(nc)
     trainer = await start_trainer(heartbeat_interval_s=INTERVAL_S)
     subject, raw = await beats.wait_for(lambda m: m[1]["node"] == trainer.node_id)
