@@ -8,8 +8,10 @@ from gateway.config import GatewayConfig
 from gateway.envelope import errors_middleware
 from gateway.http_metrics import HTTP_METRICS, HttpMetrics, http_metrics_middleware
 from gateway.observe import EVENT_FEEDS, EventFeeds, close_event_feeds, presence_context
+from gateway.openapi import openapi_document
 from gateway.routes import ROUTES, Route
-from gateway.routes.root import HELP
+from gateway.routes.root import HELP, OPENAPI
+from gateway.routes.v2 import mlbuffet_version
 from gateway.security import add_routes, guard_middleware, protect
 from gateway.service import CONFIG, NODE_ID, mesh_context
 from gateway.training import training_context
@@ -46,6 +48,7 @@ def create_app(config: GatewayConfig, node_id: str | None = None) -> web.Applica
     app[CONFIG] = config
     app[NODE_ID] = node_id or config.node_id or new_node_id("gateway")
     app[HELP] = render_help(ROUTES)
+    app[OPENAPI] = openapi_document(ROUTES, mlbuffet_version())
     add_routes(app, ROUTES)
     app[HTTP_METRICS] = HttpMetrics()
     app[EVENT_FEEDS] = EventFeeds()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from mlbuffet.protocol.errors import BadRequestError, PayloadTooLargeError
 
@@ -106,6 +107,7 @@ async def _read_parts(reader: MultipartReader, folder: Path, file_limit: int, wh
                     form.fields[name] = bytes(raw).decode(part.get_charset("utf-8"))
                 except (UnicodeDecodeError, LookupError):
                     raise BadRequestError(f"form field {name!r} is not valid text") from None
-    except (ValueError, AssertionError, RuntimeError) as exc:
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+        # HttpProcessingError: a part's headers do not parse (a control character in a name).
         raise BadRequestError(f"the multipart form is malformed ({exc})") from None
     return form

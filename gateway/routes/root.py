@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 from aiohttp import web
 
-from gateway.envelope import reply
+from gateway.envelope import dumps, reply
 from gateway.routes.common import json_body, mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
@@ -18,6 +19,7 @@ WELCOME = (
     "For more information, visit /help"
 )
 HELP = web.AppKey("help", str)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 
 async def welcome(request: web.Request) -> web.Response:
@@ -26,6 +28,10 @@ async def welcome(request: web.Request) -> web.Response:
 
 async def show_help(request: web.Request) -> web.Response:
     return web.Response(text=request.app[HELP], content_type="text/plain")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI], dumps=dumps)
 
 
 async def api_test(request: web.Request) -> web.Response:
@@ -61,6 +67,14 @@ async def send_to_modelhost(request: web.Request) -> web.Response:
 ROUTES = (
     Route("GET", "/", welcome, "welcome message", Scope.PUBLIC, SMALL_BODY_BYTES),
     Route("GET", "/help", show_help, "this list", Scope.PUBLIC, SMALL_BODY_BYTES),
+    Route(
+        "GET",
+        "/openapi.json",
+        openapi,
+        "the OpenAPI 3.1 document of these routes",
+        Scope.PUBLIC,
+        SMALL_BODY_BYTES,
+    ),
     Route(
         "GET",
         "/api/test",

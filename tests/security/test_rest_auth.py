@@ -72,6 +72,7 @@ def test_probes_and_the_welcome_are_the_only_public_routes():
     assert public == {
         "GET /",
         "GET /help",
+        "GET /openapi.json",
         "GET /api/test",
         "GET /v2/health/live",
         "GET /v2/health/ready",
