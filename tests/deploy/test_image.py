@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from mlbuffet.natsauth import ROLE_NAMES, password_variable
+from tests.trainer.conftest import docker_image  # noqa: F401 - the base image fixture
 
 pytestmark = pytest.mark.processes
 
 REPO = Path(__file__).resolve().parents[2]
-BASE_IMAGE_SCRIPT = REPO / ".ci" / "trainer-test-image"
 BUILD_SCRIPT = REPO / "deploy" / "build-image"
 COMPOSE_FILE = REPO / "deploy" / "docker-compose.yml"
 IRIS = REPO / "tests" / "fixtures" / "seed" / "iris.onnx"
@@ -84,13 +84,9 @@ def docker(
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
-    base = subprocess.run(
-        [str(BASE_IMAGE_SCRIPT)], capture_output=True, text=True, timeout=1200, check=False
-    )
-    if base.returncode != 0:
-        pytest.fail(f"building the base image failed:\n{base.stderr[-3000:]}")
-    base_image = base.stdout.strip().splitlines()[-1]
+def image(request: pytest.FixtureRequest) -> str:
+    """Our image on the trainer tests' base image (built once per machine by .ci/run)."""
+    base_image: str = request.getfixturevalue("docker_image")
     started = time.monotonic()
     build = subprocess.run(
         [str(BUILD_SCRIPT), IMAGE, base_image],
