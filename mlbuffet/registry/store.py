@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import io
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,17 +30,12 @@ from nats.js.object_store import ObjectStore
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, InternalError, ModelNotFoundError
 from mlbuffet.protocol.records import ModelRecord, ModelSettings, Signature, VersionRecord
+from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
 
 log = logging.getLogger(__name__)
 
 KV_HISTORY = 8
 """Past revisions kept per model record: enough to see what a bad change replaced."""
-
-CAS_ATTEMPTS = 16
-"""Compare-and-set retries before a change gives up with ConflictError."""
-CAS_BACKOFF_S = 0.002
-CAS_BACKOFF_MAX_S = 0.25
-"""Random wait before retry n: up to CAS_BACKOFF_S * 2**n seconds, at most CAS_BACKOFF_MAX_S."""
 
 
 AUTO_REPLICAS = 3
@@ -278,10 +272,7 @@ class Registry:
         """
         for attempt in range(CAS_ATTEMPTS):
             if attempt:
-                # Writers that lost together must not retry together, or one of
-                # them can lose every round: full jitter, growing with each loss.
-                ceiling = min(CAS_BACKOFF_MAX_S, CAS_BACKOFF_S * 2**attempt)
-                await asyncio.sleep(random.uniform(0, ceiling))
+                await backoff(attempt)
             current = await self.entry(name)
             new = change(current.record if current else None)
             if current is not None and new is current.record:
@@ -296,11 +287,8 @@ class Registry:
                 else:
                     revision = await self.kv.update(name, new.to_json(), last=current.revision)
                 return Entry(new, revision)
-            except js_errors.KeyWrongLastSequenceError:
-                continue
             except js_errors.APIError as exc:
-                # A delete with a stale revision is refused with the same error code.
-                if exc.err_code in (10071, 10164):
+                if lost_race(exc):
                     continue
                 raise
         raise ConflictError(f"model {name!r} is being changed by others; try again")

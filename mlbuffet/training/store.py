@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,13 +32,12 @@ from nats.js.object_store import ObjectStore
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, ModelNotFoundError
 from mlbuffet.protocol.messages import JobEvent, JobRecord, JobState, pack, unpack
+from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
 from mlbuffet.registry.store import open_key_value, open_object_store, open_stream
 
 log = logging.getLogger(__name__)
 
 JOBS_HISTORY = 4
-CAS_ATTEMPTS = 16
-CAS_BACKOFF_S = 0.002
 EVENTS_MAX_AGE_S = 7 * 24 * 3600
 """How long the stream keeps a job's events (its final log stays in the Object Store)."""
 EVENTS_MAX_BYTES = 256 * 1024 * 1024
@@ -158,7 +156,7 @@ class JobStore:
         """
         for attempt in range(CAS_ATTEMPTS):
             if attempt:
-                await asyncio.sleep(random.uniform(0, CAS_BACKOFF_S * 2**attempt))
+                await backoff(attempt)
             current = await self.entry(job)
             if current is None:
                 raise JobNotFoundError(f"training job {job!r} not found")
@@ -168,10 +166,8 @@ class JobStore:
             new = new.with_changes(updated_at=time.time())
             try:
                 revision = await self.kv.update(job, pack(new), last=current.revision)
-            except js_errors.KeyWrongLastSequenceError:
-                continue
             except js_errors.APIError as exc:
-                if exc.err_code == 10071:
+                if lost_race(exc):
                     continue
                 raise
             return JobEntry(new, revision)
