@@ -35,19 +35,22 @@ def test_status_and_events_against_a_running_up(start_up, spawn):
     for _ in range(3):
         assert predict(up.rest, "iris", [2, 5, 1, 4]) == [1]
 
-    # Heartbeats come every 2 s (the default): the three predictions show within a few.
+    # Heartbeats come every 2 s (the default): the three predictions show within a few,
+    # and so does every node (the metrics actor starts after the gateway and the
+    # modelhosts, so it learns of them from their next heartbeat).
+    expected_roles = ["gateway", "metrics", "modelhost", "trainer"]
     deadline = time.monotonic() + TIMEOUT_S
     while True:
         result = mlbuffet("status", "--nats", up.nats, "--json")
         assert result.returncode == 0, result.stderr
         status = json.loads(result.stdout)
         iris = [m for m in status["models"] if m["model"] == "iris"]
-        if iris and iris[0]["success"] == 3:
+        roles = sorted(n["role"] for n in status["nodes"])
+        if iris and iris[0]["success"] == 3 and roles == expected_roles:
             break
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
-    roles = sorted(n["role"] for n in status["nodes"])
-    assert roles == ["gateway", "metrics", "modelhost", "trainer"]
+    assert roles == expected_roles
     assert all(n["state"] == "up" for n in status["nodes"])
 
     table = mlbuffet("status", "--nats", up.nats)
