@@ -8,7 +8,9 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from actors.base import serve_actor
+from actors.health import ActorProbe
 from actors.modelhost.config import ModelhostConfig, default_workers
+from actors.modelhost.readiness import missing_models
 from actors.modelhost.service import ModelhostService
 from mlbuffet.config import (
     add_actor_arguments,
@@ -18,6 +20,7 @@ from mlbuffet.config import (
     nats_config_from,
     split_urls,
 )
+from mlbuffet.health import add_health_arguments, health_config_from, health_listener
 from mlbuffet.nodes import new_node_id
 from mlbuffet.runner import run_role
 
@@ -60,6 +63,7 @@ def parse_args(
         help="non-default versions kept loaded per model (default %(default)s)",
     )
     add_actor_arguments(parser, environ, "modelhost")
+    add_health_arguments(parser, environ)
     args = parser.parse_args(argv)
     config = ModelhostConfig(
         nats=nats_config_from(args),
@@ -71,6 +75,7 @@ def parse_args(
         pinned_versions=args.pinned_versions,
         drain_timeout_s=args.drain_timeout,
         heartbeat_interval_s=args.heartbeat_interval,
+        health=health_config_from(args),
     )
     return config, args.log_level
 
@@ -82,14 +87,17 @@ def ready_line(host: ModelhostService) -> str:
 
 async def serve(config: ModelhostConfig, stop: asyncio.Event) -> int:
     node_id = config.node_id or new_node_id("modelhost")
-    return await serve_actor(
-        config.nats,
-        node_id,
-        lambda nc: ModelhostService(nc, config, node_id),
-        ready_line,
-        config.drain_timeout_s,
-        stop,
-    )
+    # Ready for an orchestrator: running, connected, and serving every model it should.
+    probe = ActorProbe[ModelhostService](missing_models)
+    async with health_listener(config.health, probe.unready_reason, f"modelhost {node_id}"):
+        return await serve_actor(
+            config.nats,
+            node_id,
+            lambda nc: probe.watch(ModelhostService(nc, config, node_id)),
+            ready_line,
+            config.drain_timeout_s,
+            stop,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
+from mlbuffet.health import HealthConfig
 from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.names import parse_model_name
 
@@ -32,6 +33,8 @@ class ModelhostConfig:
     registry_replicas: int | None = None
     """Copies of the registry buckets when this node creates them; None: 3 on a cluster of 3+ JetStream nodes, else 1."""
     heartbeat_interval_s: float = 2.0
+    health: HealthConfig = field(default_factory=HealthConfig)
+    """The optional /health/live and /health/ready listener (off unless a port is given)."""
 
     def __post_init__(self) -> None:
         if self.models is not None:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from actors.health import ActorProbe
 from actors.trainer.backend import Backend
 from actors.trainer.config import (
     BACKENDS,
@@ -28,6 +29,7 @@ from mlbuffet.config import (
     nats_config_from,
 )
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.health import add_health_arguments, health_config_from, health_listener
 from mlbuffet.nodes import new_node_id
 from mlbuffet.runner import StartupError, announce, run_role
 
@@ -116,6 +118,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         help="network of the dependency step (default %(default)s; the script never has one)",
     )
     add_actor_arguments(parser, environ, "trainer")
+    add_health_arguments(parser, environ)
     args = parser.parse_args(argv)
     config = TrainerConfig(
         nats=nats_config_from(args),
@@ -140,6 +143,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         ),
         drain_timeout_s=args.drain_timeout,
         heartbeat_interval_s=args.heartbeat_interval,
+        health=health_config_from(args),
     )
     return config, args.log_level
 
@@ -169,20 +173,24 @@ def make_backend(config: TrainerConfig, environ: Mapping[str, str]) -> Backend:
 
 async def serve(config: TrainerConfig, stop: asyncio.Event) -> int:
     node_id = config.node_id or new_node_id("trainer")
-    try:
-        nc = await connect(config.nats, name=node_id)
-    except NatsUnavailableError as exc:
-        raise StartupError(str(exc)) from None
-    try:
-        trainer = TrainerService(nc, config, node_id, make_backend(config, default_environ()))
-        await trainer.start()
-        announce(
-            f"trainer {node_id} ready, backend {config.backend}, {config.max_jobs} job(s) at once"
-        )
-        await stop.wait()
-        await trainer.drain(config.drain_timeout_s)
-    finally:
-        await close_quietly(nc)
+    probe = ActorProbe[TrainerService]()  # ready: running with a NATS connection
+    async with health_listener(config.health, probe.unready_reason, f"trainer {node_id}"):
+        try:
+            nc = await connect(config.nats, name=node_id)
+        except NatsUnavailableError as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            backend = make_backend(config, default_environ())
+            trainer = probe.watch(TrainerService(nc, config, node_id, backend))
+            await trainer.start()
+            announce(
+                f"trainer {node_id} ready, backend {config.backend}, "
+                f"{config.max_jobs} job(s) at once"
+            )
+            await stop.wait()
+            await trainer.drain(config.drain_timeout_s)
+        finally:
+            await close_quietly(nc)
     return 0
 
 

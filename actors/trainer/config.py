@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
+from mlbuffet.health import HealthConfig
 
 BACKENDS = ("process", "docker")
 GIB = 1024**3
@@ -67,6 +68,8 @@ class TrainerConfig:
     drain_timeout_s: float = 30.0
     registry_replicas: int | None = None
     heartbeat_interval_s: float = 2.0
+    health: HealthConfig = field(default_factory=HealthConfig)
+    """The optional /health/live and /health/ready listener (off unless a port is given)."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
