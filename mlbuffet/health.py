@@ -84,7 +84,9 @@ class HealthServer:
             where = f"{self.config.host}:{self.config.port}"
             if exc.errno == errno.EADDRINUSE:
                 raise StartupError(f"port {where} is already in use (--health-port)") from None
-            raise StartupError(f"cannot listen on {where} (--health-port): {exc.strerror}") from None
+            raise StartupError(
+                f"cannot listen on {where} (--health-port): {exc.strerror}"
+            ) from None
         for address in runner.addresses:
             if isinstance(address, tuple) and len(address) >= 2:
                 return int(address[1])

@@ -34,7 +34,9 @@ def write_private(path: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", type=Path, default=HERE / "base" / "secrets", help="default %(default)s")
+    parser.add_argument(
+        "--dir", type=Path, default=HERE / "base" / "secrets", help="default %(default)s"
+    )
     parser.add_argument("--key-name", default="ops", help="name of the first API key")
     parser.add_argument("--scopes", default="read,predict,write,train,admin")
     parser.add_argument("--force", action="store_true", help="replace existing files")

@@ -99,7 +99,12 @@ def load_documents(path: Path) -> list[Doc]:
 def configmap(directory: Path, generator: Doc) -> Doc:
     assert set(generator) <= {"name", "files"}, generator
     data = {Path(f).name: (directory / f).read_text() for f in generator["files"]}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]}, "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": generator["name"]},
+        "data": data,
+    }
 
 
 def secret(directory: Path, generator: Doc) -> Doc:
@@ -246,7 +251,9 @@ def test_the_manifests_hold_every_part(docs: list[Doc]):
             ("Deployment", "metrics"),
         ]
     )
-    assert all(d["metadata"].get("namespace") == "mlbuffet" for d in docs if d["kind"] != "Namespace")
+    assert all(
+        d["metadata"].get("namespace") == "mlbuffet" for d in docs if d["kind"] != "Namespace"
+    )
 
 
 def test_every_document_is_valid_kubernetes_in_strict_mode(docs: list[Doc]):
@@ -404,7 +411,9 @@ def test_every_mlbuffet_variable_is_one_the_role_reads(docs: list[Doc]):
     """A misspelt variable would be ignored silently: each role's parser must ask for it."""
     for workload in workloads(docs):
         for container in containers(workload):
-            given = {v["name"] for v in container.get("env", []) if v["name"].startswith("MLBUFFET_")}
+            given = {
+                v["name"] for v in container.get("env", []) if v["name"].startswith("MLBUFFET_")
+            }
             role = role_of(container)
             if role is None:  # nats-server reads the passwords auth.conf names
                 given |= set(secret_values(docs, container["envFrom"][0]["secretRef"]["name"]))
@@ -539,7 +548,9 @@ def test_the_servicemonitor_overlay_adds_a_monitor_of_the_metrics_service(kube_d
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["namespace"] == "mlbuffet"
     service = find(docs, "Service", "metrics")
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
     ports = {p["name"] for p in service["spec"]["ports"]}
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http-metrics"]
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
