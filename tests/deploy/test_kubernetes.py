@@ -147,6 +147,7 @@ def kube_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert made.returncode == 0, made.stderr
+    (copied / "make_secrets.out").write_text(made.stdout)  # the API key, printed once
     return copied
 
 
@@ -179,8 +180,8 @@ def secret_values(docs: list[Doc], name: str) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
 
-def resolved_env(docs: list[Doc], container: Doc) -> dict[str, str]:
-    """The container's environment as the kubelet would give it (a made-up pod name)."""
+def resolved_env(docs: list[Doc], container: Doc, pod_name: str = "pod-0") -> dict[str, str]:
+    """The container's environment as the kubelet would give it."""
     environ: dict[str, str] = {}
     for ref in container.get("envFrom", []):
         environ.update(secret_values(docs, ref["secretRef"]["name"]))
@@ -192,7 +193,7 @@ def resolved_env(docs: list[Doc], container: Doc) -> dict[str, str]:
             environ[var["name"]] = secret_values(docs, ref["name"])[ref["key"]]
         else:
             assert var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", var
-            environ[var["name"]] = "pod-0"
+            environ[var["name"]] = pod_name
     return environ
 
 
@@ -556,3 +557,7 @@ def test_the_servicemonitor_overlay_adds_a_monitor_of_the_metrics_service(kube_d
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
     assert [e["path"] for e in monitor["spec"]["endpoints"]] == ["/metrics"]
     assert not any(d["kind"] in CRD_KINDS for d in base), "the CRD stays out of the default"
+    # The job name the Grafana dashboard and the Compose Prometheus use.
+    job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    assert f"job_name: {job}" in (REPO / "deploy" / "prometheus" / "compose.yml").read_text()
+    assert f'job=\\"{job}\\"' in (REPO / "deploy" / "grafana" / "mlbuffet.json").read_text()
