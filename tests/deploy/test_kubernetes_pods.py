@@ -1,14 +1,14 @@
 """The pods of deploy/kubernetes, run as Docker containers the way a kubelet would run them.
 
-There is no Kubernetes cluster here, so this is the nearest real thing: every container of
-the rendered manifests (test_kubernetes.render, with make_secrets.py's secrets) runs from the
-image built from this checkout, with the pod's command, its environment (Secrets and the pod
-name resolved), its ConfigMap files mounted read-only, a tmpfs for each emptyDir and volume
-claim, as user 10001 with no capabilities, no new privileges and a read-only root
-filesystem. DNS names stand in for the Services and the StatefulSet's stable names
-(`nats`, `nats-0.nats-headless`, `gateway`). A client container then asks every
-readiness probe of the manifests until each answers 200, checks that the three NATS pods
-formed one JetStream cluster through the headless names, and uploads and predicts through
+There is no Kubernetes cluster here, so this is the nearest real thing: every container of the
+rendered manifests (test_kubernetes.render, with make_secrets.py's secrets) runs from the image
+built from this checkout, with the pod's command, its environment (Secrets and the pod name
+resolved), its ConfigMap files mounted read-only, a tmpfs for each emptyDir and volume claim,
+as user 10001 with no capabilities, no new privileges and a read-only root filesystem,
+restarted when it exits as the kubelet would. DNS names stand in for the Services and the
+StatefulSet's stable names (`nats`, `nats-0.nats-headless`, `gateway`). A client container then
+asks every readiness probe of the manifests until each answers 200, checks that the three NATS
+pods formed one JetStream cluster through the headless names, and uploads and predicts through
 the gateway with the generated API key. Not Kubernetes: scheduling, volumes, the HPA and
 Services' load balancing are not exercised (docs/deploy.md says so).
 """
@@ -142,7 +142,9 @@ def run_args(docs: list[Doc], workload: Doc, pod: str, files: Path) -> list[str]
     context = container["securityContext"]
     assert context["readOnlyRootFilesystem"] and context["capabilities"]["drop"] == ["ALL"]
     user = f"{spec['securityContext']['runAsUser']}:{spec['securityContext']['runAsGroup']}"
-    args = ["--user", user, "--read-only", "--cap-drop", "ALL"]
+    # restart: the kubelet restarts a pod's container that exits (restartPolicy Always): a role
+    # started while the three NATS pods still elect their JetStream leader may time out once.
+    args = ["--restart", "always", "--user", user, "--read-only", "--cap-drop", "ALL"]
     args += ["--security-opt", "no-new-privileges"]
     for name, value in resolved_env(docs, container, pod).items():
         args += ["--env", f"{name}={value}"]
@@ -218,6 +220,15 @@ def test_the_pods_run_as_the_manifests_say_and_serve_a_prediction(
         )
         pytest.fail(f"client failed:\n{output}{client.stderr[-3000:]}\n{logs}")
     print(output)
+    restarts = {
+        pod: docker("inspect", "--format", "{{.RestartCount}}", f"{network}-{pod}").stdout.strip()
+        for pod in pods
+    }
+    print(f"container restarts: {restarts}")
+    for pod, count in restarts.items():
+        if count != "0":  # why, for the record (the test's outcome does not depend on it)
+            logs = docker("logs", f"{network}-{pod}", check=False)
+            print(f"--- {pod} exited before:\n{logs.stderr[-1500:]}")
     print(
         f"{len(pods)} pods up, probed and a prediction made in {time.monotonic() - started:.1f} s"
     )
