@@ -83,13 +83,11 @@ def docker(
     return result
 
 
-@pytest.fixture(scope="module")
-def image(request: pytest.FixtureRequest) -> str:
-    """Our image on the trainer tests' base image (built once per machine by .ci/run)."""
-    base_image: str = request.getfixturevalue("docker_image")
+def build_image(tag: str, base_image: str) -> str:
+    """deploy/build-image from this checkout; fails the test with the build's own error."""
     started = time.monotonic()
     build = subprocess.run(
-        [str(BUILD_SCRIPT), IMAGE, base_image],
+        [str(BUILD_SCRIPT), tag, base_image],
         capture_output=True,
         text=True,
         timeout=900,
@@ -98,8 +96,14 @@ def image(request: pytest.FixtureRequest) -> str:
     )
     if build.returncode != 0:
         pytest.fail(f"deploy/build-image failed:\n{build.stderr[-5000:]}")
-    print(f"deploy image {IMAGE} on {base_image} built in {time.monotonic() - started:.1f} s")
-    return IMAGE
+    print(f"deploy image {tag} on {base_image} built in {time.monotonic() - started:.1f} s")
+    return tag
+
+
+@pytest.fixture(scope="module")
+def image(request: pytest.FixtureRequest) -> str:
+    """Our image on the trainer tests' base image (built once per machine by .ci/run)."""
+    return build_image(IMAGE, request.getfixturevalue("docker_image"))
 
 
 @pytest.fixture

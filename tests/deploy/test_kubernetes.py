@@ -134,18 +134,22 @@ def read_env_file(path: Path) -> dict[str, str]:
 # -- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def kube_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of deploy/kubernetes with fresh secrets from make_secrets.py."""
-    copied = tmp_path_factory.mktemp("kube") / "kubernetes"
-    shutil.copytree(KUBE, copied, ignore=shutil.ignore_patterns("*.env"))
-    made = subprocess.run(
-        [sys.executable, str(copied / "make_secrets.py")],
+def make_secrets(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(folder / "make_secrets.py")],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def kube_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of deploy/kubernetes with fresh secrets from make_secrets.py."""
+    copied = tmp_path_factory.mktemp("kube") / "kubernetes"
+    shutil.copytree(KUBE, copied, ignore=shutil.ignore_patterns("*.env"))
+    made = make_secrets(copied)
     assert made.returncode == 0, made.stderr
     (copied / "make_secrets.out").write_text(made.stdout)  # the API key, printed once
     return copied
@@ -522,13 +526,7 @@ def test_make_secrets_writes_private_files_the_roles_accept(kube_dir: Path, docs
     assert len(set(passwords.values())) == len(passwords)
     keys = KeyRing.parse(secret_values(docs, "gateway-api-keys")["MLBUFFET_API_KEYS"], "secret")
     assert [k.name for k in keys.keys] == ["ops"]
-    again = subprocess.run(
-        [sys.executable, str(kube_dir / "make_secrets.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = make_secrets(kube_dir)
     assert again.returncode == 1 and "--force" in again.stderr  # never overwrites by accident
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_image import BUILD_SCRIPT, IRIS, docker, network  # noqa: F401
+from tests.deploy.test_image import IRIS, build_image, docker, network  # noqa: F401
 from tests.deploy.test_kubernetes import (
     Doc,
     containers,
@@ -95,23 +95,7 @@ print("prediction", status, json.dumps(json.loads(body).get("values")))
 
 @pytest.fixture(scope="module")
 def k8s_image(docker_image: str) -> str:  # noqa: F811 - the imported base image fixture
-    import os
-    import subprocess
-    import sys
-
-    started = time.monotonic()
-    build = subprocess.run(
-        [str(BUILD_SCRIPT), IMAGE, docker_image],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
-    if build.returncode != 0:
-        pytest.fail(f"deploy/build-image failed:\n{build.stderr[-5000:]}")
-    print(f"\nimage {IMAGE} built in {time.monotonic() - started:.1f} s")
-    return IMAGE
+    return build_image(IMAGE, docker_image)
 
 
 def pod_names(workload: Doc) -> list[str]:
