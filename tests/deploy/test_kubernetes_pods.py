@@ -137,8 +137,11 @@ def run_args(docs: list[Doc], workload: Doc, pod: str, files: Path) -> list[str]
     for mount in container.get("volumeMounts", []):
         volume = volumes.get(mount["name"], {})
         if "configMap" in volume:
-            folder = files / volume["configMap"]["name"]
-            folder.mkdir(exist_ok=True)
+            # A folder per pod, as the kubelet projects one: rewriting a file another
+            # container is reading would hand it a half-written config.
+            folder = files / pod / volume["configMap"]["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.parent.chmod(0o755)
             folder.chmod(0o755)
             configmap = next(
                 d
