@@ -44,6 +44,7 @@ from mlbuffet.protocol.messages import (
     pack,
     pack_error,
     unpack,
+    unpack_map,
 )
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
 from mlbuffet.registry import ModelInspector, Registry
@@ -132,7 +133,8 @@ class TrainerService(Actor):
 
     async def _on_submit(self, msg: Msg) -> None:
         try:
-            spec = self._checked(unpack(msg.data, TrainJob.from_dict))
+            # A request is parsed, never raised: an "error" field in it means nothing.
+            spec = self._checked(TrainJob.from_dict(unpack_map(msg.data)))
             for name in spec.inputs:
                 if not await self.store.has_input(spec.job, name):
                     raise UnprocessableError(

@@ -62,6 +62,18 @@ class ModelRef:
         return self.name if self.version is None else f"{self.name}:{self.version}"
 
 
+NODE_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
+"""A node id (and a role) is one subject token: heartbeats and events put it in their subject."""
+_NODE_ID = re.compile(NODE_ID_PATTERN)
+
+
+def parse_node_id(raw: str, what: str = "node id") -> str:
+    """Return `raw` if it is a valid node id, else BadRequestError."""
+    if not isinstance(raw, str) or not _NODE_ID.fullmatch(raw):
+        raise BadRequestError(f"invalid {what} {raw!r}: use 1 to 128 letters, digits, '_' or '-'")
+    return raw
+
+
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 """A training job id is one subject token, like a model name."""
 _JOB_ID = re.compile(JOB_ID_PATTERN)
