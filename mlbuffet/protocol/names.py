@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from mlbuffet.protocol.errors import BadRequestError
@@ -98,4 +99,26 @@ def parse_file_name(raw: str, what: str = "file name") -> str:
             f"invalid {what} {raw!r}: use up to 128 letters, digits, '_', '-' or '.', "
             "not starting with '.' and without folders"
         )
+    return raw
+
+
+MAX_UPLOAD_FILENAME_CHARS = 255
+"""As most file systems: the name an uploaded model is stored (and downloaded) under."""
+
+
+def parse_upload_filename(raw: str) -> str:
+    """Return `raw` if it can be the name of an uploaded model file, else BadRequestError.
+
+    The name is kept in the registry and given back on download: a plain file name,
+    without folders, control characters or an endless length.
+    """
+    shown = raw if len(raw) <= 80 else raw[:80] + "..."
+    if not raw or len(raw) > MAX_UPLOAD_FILENAME_CHARS:
+        raise BadRequestError(
+            f"invalid file name {shown!r}: give 1 to {MAX_UPLOAD_FILENAME_CHARS} characters"
+        )
+    if "/" in raw or "\\" in raw or raw in (".", ".."):
+        raise BadRequestError(f"invalid file name {shown!r}: a file name, without folders")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in raw):
+        raise BadRequestError(f"invalid file name {shown!r}: it has control characters")
     return raw

@@ -19,10 +19,8 @@ from pathlib import Path
 
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError, error_for_status
 from mlbuffet.protocol.records import Signature
-from mlbuffet.registry.inspect import _check, sha256_of
+from mlbuffet.registry.inspect import CHECK_TIMEOUT_S, _check, sha256_of
 from mlbuffet.registry.store import ModelFile
-
-CHECK_TIMEOUT_S = 300.0
 
 
 async def inspect_in_subprocess(path: Path) -> ModelFile:
