@@ -6,6 +6,7 @@ Every bomb is small on disk and cheap to make: the tests run on a shared
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import struct
@@ -76,6 +77,7 @@ def png_bytes(size: tuple[int, int] = (8, 8)) -> bytes:
     return out.getvalue()
 
 
+@functools.cache
 def zip_bomb(inflated: int = 2 << 30) -> bytes:
     """A zip whose one member inflates to `inflated` bytes of zeros (2 GiB by default).
 
@@ -147,6 +149,7 @@ def _crc_combine(crc1: int, crc2: int, len2: int) -> int:
     return crc1 ^ crc2
 
 
+@functools.cache
 def gzip_bomb(inflated: int = 1 << 30) -> bytes:
     """Gzip members of 16 MiB of zeros, concatenated: `inflated` bytes from about 1/1000 of it."""
     member = gzip.compress(bytes(16 * MIB), compresslevel=9)
