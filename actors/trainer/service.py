@@ -159,7 +159,10 @@ class TrainerService(Actor):
             log.exception("a job submission failed")
             reply = pack_error(MLBuffetError("internal error in the trainer"))
         if msg.reply:
-            await msg.respond(reply)
+            try:
+                await msg.respond(reply)
+            except Exception:
+                log.warning("could not answer a job submission", exc_info=True)
 
     def _checked(self, spec: TrainJob) -> TrainJob:
         parse_job_id(spec.job)

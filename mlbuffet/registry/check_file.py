@@ -34,9 +34,14 @@ async def inspect_in_subprocess(path: Path) -> ModelFile:
     )  # fmt: skip
     try:
         out, _ = await asyncio.wait_for(process.communicate(), CHECK_TIMEOUT_S)
-    except BaseException:
+    except BaseException as exc:
         process.kill()
         await process.wait()
+        if isinstance(exc, TimeoutError):
+            raise UnprocessableError(
+                f"onnxruntime took over {CHECK_TIMEOUT_S:g} s to load the file; "
+                "it is not a usable ONNX model"
+            ) from None
         raise
     try:
         answer = json.loads(out)

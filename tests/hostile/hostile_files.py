@@ -130,22 +130,13 @@ def _crc_combine(crc1: int, crc2: int, len2: int) -> int:
     def square(matrix: list[int]) -> list[int]:
         return [times(matrix, matrix[n]) for n in range(32)]
 
-    odd = [0xEDB88320] + [1 << n for n in range(31)]
-    even = square(odd)
-    odd = square(even)
-    while True:
-        even = square(odd)
+    one_bit = [0xEDB88320] + [1 << n for n in range(31)]
+    operator = square(square(square(one_bit)))  # appends one zero byte
+    while len2:
         if len2 & 1:
-            crc1 = times(even, crc1)
+            crc1 = times(operator, crc1)
         len2 >>= 1
-        if not len2:
-            break
-        odd = square(even)
-        if len2 & 1:
-            crc1 = times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
+        operator = square(operator)
     return crc1 ^ crc2
 
 

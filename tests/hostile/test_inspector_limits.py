@@ -20,7 +20,7 @@ async def test_a_load_over_the_time_limit_is_killed_and_the_next_file_checked(
 ) -> None:
     inspector = ModelInspector(timeout_s=0.05)  # slow_load takes most of a second
     try:
-        with pytest.raises(UnprocessableError, match="took over 0.05 s to load"):
+        with pytest.raises(UnprocessableError, match=r"took over 0\.05 s to load"):
             await inspector.inspect(model_files.slow_load)
         assert inspector._pool is None  # the stuck worker went with its pool
         inspector.timeout_s = 60.0
