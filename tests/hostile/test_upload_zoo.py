@@ -341,3 +341,37 @@ async def test_image_bombs_on_the_prediction_route(
     grown = peak_rss_bytes() - peak
     print(f"\npeak RSS grew by {grown / MIB:.0f} MiB over {len(IMAGE_BOMBS) * 4} image bombs")
     assert grown < 512 * MIB
+
+
+def training_form(dataset_name: str, dataset: bytes) -> bytes:
+    files_ = [("script", "train.py", b"print(1)\n"), ("requirements", "requirements.txt", b"")]
+    parts = [
+        multipart(filename, data, field=field).rsplit(f"--{BOUNDARY}--".encode(), 1)[0]
+        for field, filename, data in [*files_, ("dataset", dataset_name, dataset)]
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+async def test_training_datasets_are_stored_opaque_and_hostile_names_refused(
+    client: Gateway, nc: Client
+) -> None:
+    """A zip bomb dataset is a 2 MiB file to MLBuffet: never unpacked (here no trainer runs: 503)."""
+    before = await snapshot(nc)
+    peak = peak_rss_bytes()
+    response = await client.post(
+        "/api/v1/train/zipped",
+        data=io.BytesIO(training_form("data.zip", files.zip_bomb())),
+        headers={"Content-Type": FORM_TYPE},
+    )
+    text = await response.text()
+    assert response.status == 503 and "trainer" in text, text
+    assert peak_rss_bytes() - peak < 256 * MIB
+    for name in ("..", "a\x00.csv", "a\nb.csv", ".hidden", "x" * 200):
+        response = await client.post(
+            "/api/v1/train/named",
+            data=io.BytesIO(training_form(name, b"1,2\n")),
+            headers={"Content-Type": FORM_TYPE},
+        )
+        text = await response.text()
+        assert response.status == 400 and "invalid file name" in text, f"{name!r}: {text}"
+    assert await snapshot(nc) == before
