@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
 import io
 import resource
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 from nats.aio.client import Client
-from nats.js.errors import BucketNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import NotFoundError
 
 import mlbuffet
 from mlbuffet.protocol import subjects
@@ -35,26 +34,25 @@ LIMIT = 2 * MIB
 
 
 async def snapshot(nc: Client) -> dict[str, Any]:
-    """Every model record (raw JSON bytes) and every stored file's sha256."""
-    js = nc.jetstream()
-    try:
-        kv = await js.key_value(subjects.MODELS_BUCKET)
-        keys = sorted(await kv.keys())
-    except (BucketNotFoundError, NoKeysError):
-        return {"records": {}, "objects": {}}  # nothing uploaded yet
-    records = {key: (await kv.get(key)).value for key in keys}
-    store = await js.object_store(subjects.FILES_BUCKET)
-    try:
-        infos = await store.list()
-    except NotFoundError:
-        infos = []
-    objects = {}
-    for info in infos:
-        if not info.deleted:
-            objects[info.name] = hashlib.sha256(
-                (await store.get(info.name)).data or b""
-            ).hexdigest()
-    return {"records": records, "objects": objects}
+    """Every model record's raw JSON and every stored file's metadata (its digest included).
+
+    Read from the streams with single API calls: nats-py's `kv.keys()` and
+    `store.list()` follow a watcher that can come back empty on a loaded machine.
+    """
+    jsm = nc.jsm()
+    state: dict[str, Any] = {}
+    for stream, prefix in (
+        (f"KV_{subjects.MODELS_BUCKET}", f"$KV.{subjects.MODELS_BUCKET}."),
+        (f"OBJ_{subjects.FILES_BUCKET}", f"$O.{subjects.FILES_BUCKET}.M."),
+    ):
+        try:
+            info = await jsm.stream_info(stream, subjects_filter=f"{prefix}>")
+        except NotFoundError:
+            continue  # nothing uploaded yet
+        for subject in sorted(info.state.subjects or {}):
+            last = await jsm.get_last_msg(stream, subject)
+            state[subject] = last.data
+    return state
 
 
 def peak_rss_bytes() -> int:
@@ -158,6 +156,7 @@ async def test_hostile_model_files_are_refused_and_the_inspector_survives(
 ) -> None:
     status, text = await put_file(client, "good", model_files.add_one.read_bytes())
     assert status == 201, text
+    assert len(await snapshot(nc)) == 2  # the record and the file: the snapshot sees them
     for label, data, filename, expected, words in model_cases(model_files):
         before = await snapshot(nc)
         status, text = await put_file(client, "hostile", data, filename=filename)
