@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlbuffet.protocol.errors import BadRequestError
+from mlbuffet.protocol.names import parse_node_id
+
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
@@ -174,12 +177,21 @@ def add_log_level_argument(
     )
 
 
+def _node_id(raw: str) -> str:
+    """A node id goes into subjects (heartbeats, events): refuse one that is not a token."""
+    try:
+        return parse_node_id(raw)
+    except BadRequestError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def add_actor_arguments(
     parser: argparse.ArgumentParser, environ: Mapping[str, str], role: str
 ) -> None:
     """The flags every long-running role shares: its node id, how long it drains, its log level."""
     parser.add_argument(
         "--node-id",
+        type=_node_id,
         default=env(environ, "NODE_ID"),
         help=f"name of this {role} in replies and events (MLBUFFET_NODE_ID; default: generated)",
     )

@@ -37,7 +37,7 @@ class BucketHistogram:
                 float(raw.get("sum", 0.0)),
                 int(raw.get("count", sum(counts))),
             )
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # e.g. int(inf) in a hostile heartbeat
             return None
 
     def add(self, other: BucketHistogram) -> None:

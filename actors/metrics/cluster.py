@@ -10,6 +10,7 @@ the cumulative histograms (every request since the node started).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -62,10 +63,17 @@ def version_stats(beat: Heartbeat) -> Mapping[tuple[str, int], Mapping[str, Any]
 def requests_served(beat: Heartbeat) -> int:
     """Requests a node answered since it started: inferences, or HTTP requests for a gateway."""
     if beat.role == "gateway":
-        return sum(int(r.get("count", 0)) for r in http_requests(beat))
+        return sum(count(r.get("count")) for r in http_requests(beat))
     return sum(
-        int(s.get("success", 0)) + int(s.get("failure", 0)) for s in version_stats(beat).values()
+        count(s.get("success")) + count(s.get("failure")) for s in version_stats(beat).values()
     )
+
+
+def count(raw: Any) -> int:
+    """A counter of a heartbeat as an int; 0 for anything else (a heartbeat is anyone's message)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return 0
+    return int(raw) if math.isfinite(raw) else 0
 
 
 def http_requests(beat: Heartbeat) -> list[Mapping[str, Any]]:
@@ -173,14 +181,14 @@ class ClusterView:
 
             def total(beat: Heartbeat, key: tuple[str, int] = (model, version)) -> float:
                 s = version_stats(beat).get(key, {})
-                return float(s.get("success", 0)) + float(s.get("failure", 0))
+                return float(count(s.get("success")) + count(s.get("failure")))
 
             yield {
                 "model": model,
                 "version": version,
                 "nodes": sorted(where.get((model, version), [])),
-                "success": sum(int(s.get("success", 0)) for _, s in served),
-                "failure": sum(int(s.get("failure", 0)) for _, s in served),
+                "success": sum(count(s.get("success")) for _, s in served),
+                "failure": sum(count(s.get("failure")) for _, s in served),
                 "requests_per_s": round(sum(state.rate(total) for state, _ in served), 3),
                 "p50_s": latency.quantile(0.5),
                 "p99_s": latency.quantile(0.99),

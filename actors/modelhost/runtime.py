@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import queue
 import time
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,8 @@ Feeds = dict[str, npt.NDArray[Any]]
 INLINE_MAX_S = 0.0002
 """Runs typically shorter than this happen on the event loop: handing them to a thread and
 back costs more (tens of microseconds and two wake-ups) than the run itself."""
+WARM_MAX_ELEMENTS = 1 << 24
+"""Largest input the warm-up run invents (64 MiB of float32)."""
 _TYPICAL_WEIGHT = 0.1
 """Weight of the latest run in the moving average of run times."""
 
@@ -141,6 +144,8 @@ class ModelRuntime:
         feeds: Feeds = {}
         for spec in self.signature.inputs:
             shape = tuple(1 if d == DYNAMIC else d for d in spec.shape)
+            if math.prod(shape) > WARM_MAX_ELEMENTS:
+                return  # a huge fixed input: warming would cost its size in memory
             if spec.datatype == tensors.BYTES:
                 feeds[spec.name] = np.full(shape, "", dtype=object)
             elif spec.datatype in tensors.DTYPES:

@@ -384,6 +384,10 @@ class ModelhostService(Actor):
         try:
             request = EchoRequest.from_dict(unpack_map(msg.data))
             reply = pack(EchoReply(data=request.data, node=self.node_id))
+            if len(reply) > self.nc.max_payload:
+                raise PayloadTooLargeError(
+                    f"the echo is {len(reply)} bytes, over the NATS limit of {self.nc.max_payload}"
+                )
         except MLBuffetError as exc:
             reply = pack_error(exc)
         await self._reply(msg, reply)

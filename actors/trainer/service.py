@@ -44,6 +44,7 @@ from mlbuffet.protocol.messages import (
     pack,
     pack_error,
     unpack,
+    unpack_map,
 )
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
 from mlbuffet.registry import ModelInspector, Registry
@@ -132,7 +133,8 @@ class TrainerService(Actor):
 
     async def _on_submit(self, msg: Msg) -> None:
         try:
-            spec = self._checked(unpack(msg.data, TrainJob.from_dict))
+            # A request is parsed, never raised: an "error" field in it means nothing.
+            spec = self._checked(TrainJob.from_dict(unpack_map(msg.data)))
             for name in spec.inputs:
                 if not await self.store.has_input(spec.job, name):
                     raise UnprocessableError(
@@ -157,7 +159,10 @@ class TrainerService(Actor):
             log.exception("a job submission failed")
             reply = pack_error(MLBuffetError("internal error in the trainer"))
         if msg.reply:
-            await msg.respond(reply)
+            try:
+                await msg.respond(reply)
+            except Exception:
+                log.warning("could not answer a job submission", exc_info=True)
 
     def _checked(self, spec: TrainJob) -> TrainJob:
         parse_job_id(spec.job)

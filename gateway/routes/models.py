@@ -16,7 +16,7 @@ from gateway.uploads import read_form, spool_folder
 from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
 from mlbuffet.protocol.messages import ModelEvent
-from mlbuffet.protocol.names import ModelRef, parse_model_name
+from mlbuffet.protocol.names import ModelRef, parse_model_name, parse_upload_filename
 from mlbuffet.protocol.records import ModelSettings, VersionRecord
 from mlbuffet.views import model_details
 
@@ -129,6 +129,8 @@ async def upload(request: web.Request) -> web.Response:
         spooled = next((form.files[f] for f in UPLOAD_FIELDS if f in form.files), None)
         if spooled is None:
             raise UnprocessableError("No file path (named 'path') specified")
+        if spooled.filename:
+            parse_upload_filename(spooled.filename)  # before the costly inspection
         suffix = Path(spooled.filename).suffix.lower()
         if suffix and suffix != ".onnx":
             raise UnsupportedMediaTypeError(

@@ -10,6 +10,17 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+MAX_MESSAGE_CHARS = 2000
+"""Longest error message kept: messages quote the caller's input (a name, a shape), and
+hostile input must not turn an error reply into megabytes (or past NATS's payload limit)."""
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    cut = len(message) - MAX_MESSAGE_CHARS
+    return f"{message[:MAX_MESSAGE_CHARS]}... ({cut} more characters)"
+
 
 class MLBuffetError(Exception):
     """Root of every error a user can see; `status` is the HTTP status it maps to."""
@@ -18,6 +29,7 @@ class MLBuffetError(Exception):
     """Set by each subclass; an error rebuilt from a status with no class of its own keeps it."""
 
     def __init__(self, message: str) -> None:
+        message = _bounded(message)
         super().__init__(message)
         self.message = message
 

@@ -9,6 +9,7 @@ speak to the mesh without importing MLBuffet.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import msgpack
 
 from mlbuffet.protocol.errors import BadRequestError, MLBuffetError, error_for_status
+from mlbuffet.protocol.names import parse_node_id
 
 _T = TypeVar("_T")
 
@@ -37,6 +39,14 @@ def _optional(
     if raw.get(name) is None:
         return None
     return _field(raw, name, kind, what)
+
+
+def _finite(raw: Mapping[str, Any], name: str, what: str) -> float:
+    """A number that is not NaN or infinite: times and intervals are compared and subtracted."""
+    value = float(_field(raw, name, (int, float), what))
+    if not math.isfinite(value):
+        raise BadRequestError(f"{what}: field {name!r} must be a finite number")
+    return value
 
 
 def _check_type(raw: Mapping[str, Any], expected: str) -> None:
@@ -335,17 +345,21 @@ class Heartbeat:
     def from_dict(cls, raw: Mapping[str, Any]) -> Heartbeat:
         _check_type(raw, cls.TYPE)
         what = "heartbeat"
-        number = (int, float)
+        # The metrics actor puts node and role in subjects and compares the times:
+        # a heartbeat from anyone on the bus must not break either.
+        interval_s = _finite(raw, "interval_s", what)
+        if interval_s <= 0:
+            raise BadRequestError("heartbeat: 'interval_s' must be positive")
         return cls(
-            node=_field(raw, "node", str, what),
-            role=_field(raw, "role", str, what),
+            node=parse_node_id(_field(raw, "node", str, what)),
+            role=parse_node_id(_field(raw, "role", str, what), "role"),
             host=_field(raw, "host", str, what),
             pid=_field(raw, "pid", int, what),
             version=_field(raw, "version", str, what),
-            started_at=float(_field(raw, "started_at", number, what)),
-            at=float(_field(raw, "at", number, what)),
-            interval_s=float(_field(raw, "interval_s", number, what)),
-            cpu_percent=float(_field(raw, "cpu_percent", number, what)),
+            started_at=_finite(raw, "started_at", what),
+            at=_finite(raw, "at", what),
+            interval_s=interval_s,
+            cpu_percent=_finite(raw, "cpu_percent", what),
             rss_bytes=_field(raw, "rss_bytes", int, what),
             in_flight=_field(raw, "in_flight", int, what),
             models=tuple(

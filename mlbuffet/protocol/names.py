@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from mlbuffet.protocol.errors import BadRequestError
@@ -62,6 +63,18 @@ class ModelRef:
         return self.name if self.version is None else f"{self.name}:{self.version}"
 
 
+NODE_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
+"""A node id (and a role) is one subject token: heartbeats and events put it in their subject."""
+_NODE_ID = re.compile(NODE_ID_PATTERN)
+
+
+def parse_node_id(raw: str, what: str = "node id") -> str:
+    """Return `raw` if it is a valid node id, else BadRequestError."""
+    if not isinstance(raw, str) or not _NODE_ID.fullmatch(raw):
+        raise BadRequestError(f"invalid {what} {raw!r}: use 1 to 128 letters, digits, '_' or '-'")
+    return raw
+
+
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 """A training job id is one subject token, like a model name."""
 _JOB_ID = re.compile(JOB_ID_PATTERN)
@@ -86,4 +99,26 @@ def parse_file_name(raw: str, what: str = "file name") -> str:
             f"invalid {what} {raw!r}: use up to 128 letters, digits, '_', '-' or '.', "
             "not starting with '.' and without folders"
         )
+    return raw
+
+
+MAX_UPLOAD_FILENAME_CHARS = 255
+"""As most file systems: the name an uploaded model is stored (and downloaded) under."""
+
+
+def parse_upload_filename(raw: str) -> str:
+    """Return `raw` if it can be the name of an uploaded model file, else BadRequestError.
+
+    The name is kept in the registry and given back on download: a plain file name,
+    without folders, control characters or an endless length.
+    """
+    shown = raw if len(raw) <= 80 else raw[:80] + "..."
+    if not raw or len(raw) > MAX_UPLOAD_FILENAME_CHARS:
+        raise BadRequestError(
+            f"invalid file name {shown!r}: give 1 to {MAX_UPLOAD_FILENAME_CHARS} characters"
+        )
+    if "/" in raw or "\\" in raw or raw in (".", ".."):
+        raise BadRequestError(f"invalid file name {shown!r}: a file name, without folders")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in raw):
+        raise BadRequestError(f"invalid file name {shown!r}: it has control characters")
     return raw

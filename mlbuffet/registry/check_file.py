@@ -19,10 +19,8 @@ from pathlib import Path
 
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError, error_for_status
 from mlbuffet.protocol.records import Signature
-from mlbuffet.registry.inspect import _check, sha256_of
+from mlbuffet.registry.inspect import CHECK_TIMEOUT_S, _check, sha256_of
 from mlbuffet.registry.store import ModelFile
-
-CHECK_TIMEOUT_S = 300.0
 
 
 async def inspect_in_subprocess(path: Path) -> ModelFile:
@@ -36,9 +34,14 @@ async def inspect_in_subprocess(path: Path) -> ModelFile:
     )  # fmt: skip
     try:
         out, _ = await asyncio.wait_for(process.communicate(), CHECK_TIMEOUT_S)
-    except BaseException:
+    except BaseException as exc:
         process.kill()
         await process.wait()
+        if isinstance(exc, TimeoutError):
+            raise UnprocessableError(
+                f"onnxruntime took over {CHECK_TIMEOUT_S:g} s to load the file; "
+                "it is not a usable ONNX model"
+            ) from None
         raise
     try:
         answer = json.loads(out)

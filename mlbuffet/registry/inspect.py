@@ -11,8 +11,10 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
+import math
 import multiprocessing
 import os
+import resource
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,15 @@ OBJECT = "OBJECT"
 HASH_CHUNK_BYTES = 1 << 20
 WORKER_ATTEMPTS = 2
 """Tries of one file, each in a fresh worker if the previous one died."""
+CHECK_MEMORY_BYTES = 8 << 30
+"""Address space of the process that loads an untrusted file: a model that makes onnxruntime
+allocate more fails to load (a 422) instead of pushing the machine into the OOM killer."""
+CHECK_TIMEOUT_S = 300.0
+"""Wall-clock limit of loading one file; the worker is killed after it."""
+MAX_DECLARED_ELEMENTS = 1 << 30
+"""Largest fixed-size input or output a model may declare: 4 GiB of float32, past anything a
+request or reply can carry. A bigger one is a hostile file (the modelhost's warm-up would
+allocate it)."""
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,7 @@ def _check(path: str) -> _Checked:
     """Load `path` in onnxruntime; runs in the inspector's worker process."""
     import onnxruntime as ort
 
+    _limit_memory(CHECK_MEMORY_BYTES)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -77,11 +89,26 @@ def _check(path: str) -> _Checked:
     meta = session.get_modelmeta()
     if not session.get_inputs():
         raise UnprocessableError("the model has no inputs")
+    signature = signature_of(session)
+    for spec in (*signature.inputs, *signature.outputs):
+        if DYNAMIC not in spec.shape and math.prod(spec.shape) > MAX_DECLARED_ELEMENTS:
+            raise UnprocessableError(
+                f"the model declares tensor {spec.name!r} of shape {list(spec.shape)}: "
+                f"more than {MAX_DECLARED_ELEMENTS} elements, which no request can carry"
+            )
     return _Checked(
-        signature=signature_of(session),
+        signature=signature,
         description=meta.description or meta.graph_description or "",
         library=meta.producer_name or "",
     )
+
+
+def _limit_memory(limit: int) -> None:
+    """Lower this process's address-space limit to `limit` (never raise it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        wanted = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
 
 
 def sha256_of(path: Path) -> tuple[str, int]:
@@ -97,7 +124,8 @@ def sha256_of(path: Path) -> tuple[str, int]:
 class ModelInspector:
     """Checks files with onnxruntime in a separate worker process, one at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = CHECK_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._lock = asyncio.Lock()
 
@@ -124,8 +152,17 @@ class ModelInspector:
             # worker a second time is the file's fault.
             for attempt in range(WORKER_ATTEMPTS):
                 try:
-                    checked = await loop.run_in_executor(self._executor(), _check, os.fspath(path))
+                    checked = await asyncio.wait_for(
+                        loop.run_in_executor(self._executor(), _check, os.fspath(path)),
+                        self.timeout_s,
+                    )
                     break
+                except TimeoutError:
+                    self._kill_workers()
+                    raise UnprocessableError(
+                        f"onnxruntime took over {self.timeout_s:g} s to load the file; "
+                        "it is not a usable ONNX model"
+                    ) from None
                 except BrokenProcessPool:
                     self.close()
                     if attempt + 1 == WORKER_ATTEMPTS:
@@ -144,6 +181,13 @@ class ModelInspector:
             description=checked.description,
             library=checked.library,
         )
+
+    def _kill_workers(self) -> None:
+        """Stop a load that is stuck: shutting a pool down never interrupts a running task."""
+        if self._pool is not None:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.kill()
+        self.close()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -29,6 +29,7 @@ from nats.js.object_store import ObjectStore
 
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, InternalError, ModelNotFoundError
+from mlbuffet.protocol.names import parse_upload_filename
 from mlbuffet.protocol.records import ModelRecord, ModelSettings, Signature, VersionRecord
 from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
 
@@ -308,6 +309,7 @@ class Registry:
         Returns the new record and the version number. If anything fails, the
         registry is left as it was before the call.
         """
+        parse_upload_filename(filename)
         version_box: list[int] = []
         created_box: list[bool] = []
 
