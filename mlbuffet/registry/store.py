@@ -42,8 +42,15 @@ KV_HISTORY = 8
 AUTO_REPLICAS = 3
 """Copies of each bucket when the cluster has enough JetStream nodes: one node may die."""
 
-JETSTREAM_WAIT_S = 15.0
-"""How long bucket creation waits for a cluster's JetStream to elect its leader."""
+JETSTREAM_WAIT_S = 60.0
+"""How long opening the registry waits for a cluster's JetStream to elect its leader.
+
+A cluster whose nodes start together (a Kubernetes StatefulSet, Compose) on a
+loaded machine took over 15 s to elect one; a role that gave up sooner exited
+and was restarted, which works but reads as a crash."""
+
+NO_JETSTREAM_WAIT_S = 5.0
+"""How long "no responders" is waited out: a server without JetStream answers so at once, forever."""
 
 _NOT_CLUSTERED = 10074
 """JetStream API error: replicas > 1 not supported in non-clustered mode."""
@@ -59,18 +66,18 @@ async def _when_jetstream_answers(operation: Callable[[], Awaitable[_B]]) -> _B:
     A cluster that has just formed, or lost a node, times out or answers
     "unavailable" until it elects one; that is a wait, not an error.
     """
-    give_up = asyncio.get_running_loop().time() + JETSTREAM_WAIT_S
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     while True:
         try:
             return await operation()
-        except (
-            js_errors.ServiceUnavailableError,
-            nats.errors.TimeoutError,
-            nats.errors.NoRespondersError,
-        ):
-            if asyncio.get_running_loop().time() > give_up:
+        except (js_errors.ServiceUnavailableError, nats.errors.TimeoutError):
+            if loop.time() > started + JETSTREAM_WAIT_S:
                 raise
-            await asyncio.sleep(0.2)
+        except nats.errors.NoRespondersError:
+            if loop.time() > started + NO_JETSTREAM_WAIT_S:
+                raise
+        await asyncio.sleep(0.2)
 
 
 async def _create_replicated(
