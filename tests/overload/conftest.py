@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 from mlbuffet.natsserver import NatsServer
+from tests.actors.test_modelhost_processes import ModelhostProcess
 from tests.gateway.conftest import make_gateway  # noqa: F401 (a fixture for these tests too)
 from tests.onnx_models import spin
 
@@ -22,27 +22,15 @@ READY_TIMEOUT_S = 30.0
 WIDTH = 256
 
 
-@dataclass
-class RoleProcess:
+class RoleProcess(ModelhostProcess):
     """One `python -m mlbuffet <role>` process, stopped with SIGTERM at teardown."""
 
-    process: asyncio.subprocess.Process
-    ready: str
+    ready = ""
     """Its ready line."""
 
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
 
 
 StartRole = Callable[..., Awaitable[RoleProcess]]
@@ -62,7 +50,7 @@ async def start_role(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[S
             stdout=asyncio.subprocess.PIPE, stderr=log,
         )  # fmt: skip
         log.close()
-        role_process = RoleProcess(process, "")
+        role_process = RoleProcess(process, role)
         started.append(role_process)
         assert process.stdout is not None
         async with asyncio.timeout(READY_TIMEOUT_S):
