@@ -117,7 +117,7 @@ def spin_values(seed: int, reps: int) -> dict[str, list[list[float]] | list[int]
     return {"x": x.tolist(), "reps": [reps, 1]}
 
 
-SLOW_REPS = 40_000
+SLOW_REPS = 15_000
 """Rows of a spin run that keeps a compute thread busy for a good while (about a second)."""
 
 
