@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from mlbuffet import Client
 from mlbuffet.nats_request import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import OverloadedError
@@ -65,6 +66,18 @@ async def test_work_beyond_the_places_in_flight_and_the_queue_is_refused_at_once
     # Room again: served as usual.
     again = await infer(nc, "spin", spin_inputs(3))
     assert np.array_equal(arrays(again)["y"], spin_inputs(3)["x"])
+
+
+async def test_the_python_client_sees_a_full_host_as_overloaded(
+    nc, nats_server, start_modelhost, upload, spin_file
+):
+    host = await busy_host(start_modelhost, upload, spin_file, queued=0)
+    running = asyncio.create_task(infer(nc, "spin", spin_inputs(1, SLOW_REPS), timeout=60))
+    await eventually(lambda: host.stats.in_flight == 1)
+    async with await Client.connect(nats_server.url) as client:
+        with pytest.raises(OverloadedError, match="at capacity"):
+            await client.infer("spin", spin_inputs(2), timeout=30)
+    await running
 
 
 async def test_a_probe_is_answered_even_by_a_full_host(nc, start_modelhost, upload, spin_file):
