@@ -30,6 +30,8 @@ from mlbuffet.runner import StartupError, announce
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 DRAIN_TIMEOUT_S = 30.0
 
 
@@ -38,9 +40,9 @@ class TaskSet:
 
     `spawn` waits for room. `offer` never waits: it starts the work, queues it
     in the backlog (started, oldest first, as running tasks finish) or refuses
-    it; the work is a zero-argument callable, so queued work is not a
-    coroutine yet and refused work costs nothing. One set is meant to be used
-    one way or the other.
+    it; the work is a coroutine function and its argument, so queued work is
+    not a coroutine yet and refused work costs nothing. One set is meant to be
+    used one way or the other.
     """
 
     def __init__(self, limit: int, backlog: int = 0) -> None:
@@ -51,7 +53,9 @@ class TaskSet:
         self.limit = limit
         self.backlog = backlog
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._queued: deque[tuple[Callable[[], Coroutine[Any, Any, Any]], str | None]] = deque()
+        self._queued: deque[tuple[Callable[[Any], Coroutine[Any, Any, Any]], Any, str | None]] = (
+            deque()
+        )
         self._room: deque[asyncio.Future[None]] = deque()
 
     def __len__(self) -> int:
@@ -77,13 +81,15 @@ class TaskSet:
                 raise
         self.start(coro, name)
 
-    def offer(self, work: Callable[[], Coroutine[Any, Any, Any]], name: str | None = None) -> bool:
-        """Start `work()` now or queue it; False (and nothing done) when the backlog is full too."""
+    def offer(
+        self, work: Callable[[_T], Coroutine[Any, Any, Any]], item: _T, name: str | None = None
+    ) -> bool:
+        """Start `work(item)` now or queue it; False (and nothing done) when the backlog is full too."""
         if len(self._tasks) < self.limit:
-            self.start(work(), name)
+            self.start(work(item), name)
             return True
         if len(self._queued) < self.backlog:
-            self._queued.append((work, name))
+            self._queued.append((work, item, name))
             return True
         return False
 
@@ -96,8 +102,8 @@ class TaskSet:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if self._queued and len(self._tasks) < self.limit:
-            work, name = self._queued.popleft()
-            self.start(work(), name)
+            work, item, name = self._queued.popleft()
+            self.start(work(item), name)
         if len(self._tasks) < self.limit:
             self._wake_one()
         if not task.cancelled() and (exc := task.exception()) is not None:

@@ -18,7 +18,6 @@ import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -318,7 +317,7 @@ class ModelhostService(Actor):
         reply, and what waits is the raw message, never a task or its tensors.
         A probe (no work) is never refused.
         """
-        if self.tasks.offer(partial(self._serve_infer, msg), "infer"):
+        if self.tasks.offer(self._serve_infer, msg, "infer"):
             return
         if _is_probe(msg):
             self.tasks.start(self._serve_infer(msg), "probe")

@@ -9,8 +9,8 @@ import pytest
 from actors.base import TaskSet
 
 
-def gate_work(gate: asyncio.Event, done: list[int], n: int):
-    async def work() -> None:
+def gate_work(gate: asyncio.Event, done: list[int]):
+    async def work(n: int) -> None:
         await gate.wait()
         done.append(n)
 
@@ -22,16 +22,13 @@ async def test_offer_runs_up_to_the_limit_queues_the_backlog_and_refuses_the_res
     gate, done = asyncio.Event(), []
     made: list[int] = []
 
+    work = gate_work(gate, done)
+
     def counted(n: int):
-        work = gate_work(gate, done, n)
+        made.append(n)
+        return work(n)
 
-        def make():
-            made.append(n)
-            return work()
-
-        return make
-
-    assert [tasks.offer(counted(n)) for n in range(5)] == [True, True, True, False, False]
+    assert [tasks.offer(counted, n) for n in range(5)] == [True, True, True, False, False]
     assert (len(tasks), tasks.queued) == (2, 1)
     assert made == [0, 1]  # queued work is not even a coroutine yet; refused work never is
     gate.set()
@@ -43,10 +40,11 @@ async def test_offer_runs_up_to_the_limit_queues_the_backlog_and_refuses_the_res
 async def test_start_runs_past_the_limit_and_cancel_drops_the_backlog():
     tasks = TaskSet(1, backlog=2)
     gate, done = asyncio.Event(), []
-    assert tasks.offer(gate_work(gate, done, 0))
-    tasks.start(gate_work(gate, done, 1)())
+    work = gate_work(gate, done)
+    assert tasks.offer(work, 0)
+    tasks.start(work(1))
     assert len(tasks) == 2
-    assert tasks.offer(gate_work(gate, done, 2)) and tasks.queued == 1
+    assert tasks.offer(work, 2) and tasks.queued == 1
     await tasks.cancel()
     gate.set()
     await asyncio.sleep(0)
@@ -56,9 +54,10 @@ async def test_start_runs_past_the_limit_and_cancel_drops_the_backlog():
 async def test_spawn_waits_for_room_and_a_cancelled_wait_leaves_no_stray_coroutine():
     tasks = TaskSet(1)
     gate, done = asyncio.Event(), []
-    await tasks.spawn(gate_work(gate, done, 0)())
-    waiting = asyncio.create_task(tasks.spawn(gate_work(gate, done, 1)()))
-    cancelled = asyncio.create_task(tasks.spawn(gate_work(gate, done, 2)()))
+    work = gate_work(gate, done)
+    await tasks.spawn(work(0))
+    waiting = asyncio.create_task(tasks.spawn(work(1)))
+    cancelled = asyncio.create_task(tasks.spawn(work(2)))
     await asyncio.sleep(0.01)
     assert not waiting.done() and len(tasks) == 1
     cancelled.cancel()  # filterwarnings=error: a "never awaited" warning would fail the test
