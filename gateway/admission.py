@@ -10,12 +10,9 @@ the `Mlbuffet-Timeout` header (seconds), up to `max_request_timeout_s`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from aiohttp import web
 
-from gateway.config import GatewayConfig
 from gateway.service import CONFIG
 from mlbuffet.protocol.errors import BadRequestError, OverloadedError
 
@@ -24,43 +21,38 @@ TIMEOUT_HEADER = "Mlbuffet-Timeout"
 
 
 class InferenceSlots:
-    """A count of the inference requests in progress, refused past `limit`."""
+    """A count of the inference requests in progress, refused past `limit`.
+
+    `with slots:` holds a place for the block, or raises OverloadedError (503)
+    if none is free. A plain context manager, not a generator: it runs on
+    every prediction.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
 
-    @contextmanager
-    def take(self) -> Iterator[None]:
-        """Hold a place for the duration of the block; OverloadedError (503) if none is free."""
+    def __enter__(self) -> None:
         if self.used >= self.limit:
             raise OverloadedError(
                 f"this gateway is serving its limit of {self.limit} inference requests; "
                 "retry shortly"
             )
         self.used += 1
-        try:
-            yield
-        finally:
-            self.used -= 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.used -= 1
 
 
 INFERENCE_SLOTS = web.AppKey("inference_slots", InferenceSlots)
 
 
-@contextmanager
-def admitted(request: web.Request) -> Iterator[float]:
-    """Admit one inference request: yields its timeout in seconds, holding a place meanwhile.
+def request_timeout(request: web.Request) -> float:
+    """The request's own `Mlbuffet-Timeout` (capped), else the gateway's default.
 
-    The header is checked first, so a bad one is a 400 even on a busy gateway.
+    Checked before a place is taken, so a bad header is a 400 even on a busy gateway.
     """
-    timeout_s = request_timeout(request, request.app[CONFIG])
-    with request.app[INFERENCE_SLOTS].take():
-        yield timeout_s
-
-
-def request_timeout(request: web.Request, config: GatewayConfig) -> float:
-    """The request's own `Mlbuffet-Timeout` (capped), else the gateway's default."""
+    config = request.app[CONFIG]
     raw = request.headers.get(TIMEOUT_HEADER)
     if raw is None:
         return config.request_timeout_s

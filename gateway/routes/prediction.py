@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admission import admitted
+from gateway.admission import INFERENCE_SLOTS, request_timeout
 from gateway.envelope import reply
 from gateway.readiness import require_serving
 from gateway.routes.common import json_body, json_object, mesh_of, model_ref
@@ -26,7 +26,8 @@ BINARY_TYPES = ("application/octet-stream", "")
 
 
 async def predict(request: web.Request) -> web.Response:
-    with admitted(request) as timeout_s:
+    timeout_s = request_timeout(request)
+    with request.app[INFERENCE_SLOTS]:
         return await _predict(request, timeout_s)
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gateway.admission import admitted
+from gateway.admission import INFERENCE_SLOTS, request_timeout
 from gateway.envelope import dumps
 from gateway.oip.framing import (
     BINARY_CONTENT_TYPE,
@@ -101,7 +101,8 @@ async def model_ready(request: web.Request) -> web.Response:
 
 
 async def infer(request: web.Request) -> web.Response:
-    with admitted(request) as timeout_s:
+    timeout_s = request_timeout(request)
+    with request.app[INFERENCE_SLOTS]:
         return await _infer(request, timeout_s)
 
 
