@@ -3,8 +3,10 @@
 An actor subscribes in `on_start` and serves each message in a task of its
 own (a nats-py subscription runs its callback one message at a time, so an
 actor that waited inside the callback would serve one request at a time).
-The tasks live in a bounded TaskSet: when it is full, the callback waits,
-and NATS holds further messages for us.
+The tasks live in a bounded TaskSet: when it is full, `spawn` waits (NATS
+holds further messages for us), while `offer` keeps a bounded backlog and
+refuses the rest at once, so an actor can say "busy" instead of letting work
+pile up in the client library's buffers.
 
 Failure behaviour: if `on_start` raises, the actor stops what it started and
 the error propagates to the caller of `start()`. `on_stop` errors are logged,
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
@@ -27,41 +30,106 @@ from mlbuffet.runner import StartupError, announce
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 DRAIN_TIMEOUT_S = 30.0
 
 
 class TaskSet:
-    """At most `limit` concurrent tasks; `spawn` waits for room."""
+    """At most `limit` concurrent tasks, plus a backlog of at most `backlog` not started yet.
 
-    def __init__(self, limit: int) -> None:
+    `spawn` waits for room. `offer` never waits: it starts the work, queues it
+    in the backlog (started, oldest first, as running tasks finish) or refuses
+    it; the work is a coroutine function and its argument, so queued work is
+    not a coroutine yet and refused work costs nothing. One set is meant to be
+    used one way or the other.
+    """
+
+    def __init__(self, limit: int, backlog: int = 0) -> None:
         if limit < 1:
             raise ValueError("a TaskSet needs room for at least one task")
-        self._room = asyncio.Semaphore(limit)
+        if backlog < 0:
+            raise ValueError("a TaskSet's backlog must not be negative")
+        self.limit = limit
+        self.backlog = backlog
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._queued: deque[tuple[Callable[[Any], Coroutine[Any, Any, Any]], Any, str | None]] = (
+            deque()
+        )
+        self._room: deque[asyncio.Future[None]] = deque()
 
     def __len__(self) -> int:
         return len(self._tasks)
 
+    @property
+    def queued(self) -> int:
+        """Offered work waiting in the backlog."""
+        return len(self._queued)
+
     async def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> None:
-        await self._room.acquire()
+        while len(self._tasks) >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._room.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._room:
+                    self._room.remove(waiter)
+                elif not waiter.cancelled():
+                    self._wake_one()  # room was handed to us: pass it on
+                coro.close()  # never started: no "never awaited" warning
+                raise
+        self.start(coro, name)
+
+    def offer(
+        self, work: Callable[[_T], Coroutine[Any, Any, Any]], item: _T, name: str | None = None
+    ) -> bool:
+        """Start `work(item)` now or queue it; False (and nothing done) when the backlog is full too."""
+        if len(self._tasks) < self.limit:
+            self.start(work(item), name)
+            return True
+        if len(self._queued) < self.backlog:
+            self._queued.append((work, item, name))
+            return True
+        return False
+
+    def start(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> None:
+        """Run `coro` now, over the limit if need be: for the little work that must never wait."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        self._room.release()
+        if self._queued and len(self._tasks) < self.limit:
+            work, item, name = self._queued.popleft()
+            self.start(work(item), name)
+        if len(self._tasks) < self.limit:
+            self._wake_one()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("task %s failed", task.get_name(), exc_info=exc)
 
+    def _wake_one(self) -> None:
+        while self._room:
+            waiter = self._room.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
     async def wait(self, timeout_s: float) -> bool:
-        """Wait for the running tasks; True if they all finished in time."""
-        if not self._tasks:
-            return True
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        return not pending
+        """Wait for the running tasks and the backlog; True if they all finished in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._tasks:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=left)
+        return True
 
     async def cancel(self) -> None:
+        """Cancel the running tasks; work still in the backlog is dropped, never started."""
+        self._queued.clear()
         tasks = set(self._tasks)
         for task in tasks:
             task.cancel()
@@ -73,10 +141,12 @@ class Actor:
 
     role: ClassVar[str] = "actor"
 
-    def __init__(self, nc: Client, node_id: str, *, max_inflight: int = 64) -> None:
+    def __init__(
+        self, nc: Client, node_id: str, *, max_inflight: int = 64, max_queued: int = 0
+    ) -> None:
         self.nc = nc
         self.node_id = node_id
-        self.tasks = TaskSet(max_inflight)
+        self.tasks = TaskSet(max_inflight, max_queued)
         self._subscriptions: list[Subscription] = []
         self._state = "new"
 

@@ -52,6 +52,19 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         help="deadline of an inference request (default %(default)s)",
     )
     parser.add_argument(
+        "--max-request-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=env_float(environ, "MAX_REQUEST_TIMEOUT", 300.0),
+        help="longest deadline a request may ask for with Mlbuffet-Timeout (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-inferences",
+        type=int,
+        default=env_int(environ, "MAX_INFERENCES", 1024),
+        help="inference requests served at once; more get 503 (default %(default)s)",
+    )
+    parser.add_argument(
         "--max-upload-mib",
         type=int,
         default=env_int(environ, "MAX_UPLOAD_MIB", 512),
@@ -82,6 +95,8 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         port=args.port,
         node_id=args.node_id,
         request_timeout_s=args.request_timeout,
+        max_request_timeout_s=args.max_request_timeout,
+        max_inferences=args.max_inferences,
         max_upload_bytes=args.max_upload_mib * MIB,
         max_request_bytes=args.max_request_mib * MIB,
         drain_timeout_s=args.drain_timeout,

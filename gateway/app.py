@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.admission import INFERENCE_SLOTS, InferenceSlots
 from gateway.config import GatewayConfig
 from gateway.envelope import errors_middleware
 from gateway.http_metrics import HTTP_METRICS, HttpMetrics, http_metrics_middleware
@@ -46,6 +47,7 @@ def create_app(config: GatewayConfig, node_id: str | None = None) -> web.Applica
     )
     protect(app, config)
     app[CONFIG] = config
+    app[INFERENCE_SLOTS] = InferenceSlots(config.max_inferences)
     app[NODE_ID] = node_id or config.node_id or new_node_id("gateway")
     app[HELP] = render_help(ROUTES)
     app[OPENAPI] = openapi_document(ROUTES, mlbuffet_version())

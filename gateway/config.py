@@ -20,6 +20,10 @@ class GatewayConfig:
     node_id: str | None = None
     request_timeout_s: float = 30.0
     """Deadline of an inference request that does not bring its own."""
+    max_request_timeout_s: float = 300.0
+    """Cap of the deadline a request asks for with the Mlbuffet-Timeout header."""
+    max_inferences: int = 1024
+    """Inference requests served at once; more are refused at once (503, Retry-After)."""
     no_responders_wait_s: float = 3.0
     """How long a prediction waits for a modelhost to take a model that none serves yet."""
     max_upload_bytes: int = 512 * MIB
@@ -45,6 +49,8 @@ class GatewayConfig:
             raise ConfigError(f"--port {self.port}: not a TCP port")
         for setting, value in (
             ("--request-timeout", self.request_timeout_s),
+            ("--max-request-timeout", self.max_request_timeout_s),
+            ("--max-inferences", self.max_inferences),
             ("--max-upload", self.max_upload_bytes),
             ("--max-request", self.max_request_bytes),
         ):

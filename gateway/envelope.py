@@ -29,6 +29,11 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=_DUMPS_OPTIONS).decode()
 
 
+RETRY_AFTER_S = "1"
+"""Retry-After of a 429 or 503 (busy, or nobody can serve now), in whole seconds: by then
+a modelhost has freed places or taken the model, and a burst of retries is spread out."""
+RETRYABLE_STATUSES = frozenset({429, 503})
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -66,7 +71,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except MLBuffetError as exc:
-        return render(exc.status, exc.message)
+        response = render(exc.status, exc.message)
+        if exc.status in RETRYABLE_STATUSES:
+            response.headers["Retry-After"] = RETRY_AFTER_S
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -43,8 +43,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding, Mlbuffet-Deadline, Inference-Header-Content-Length"
-CORS_EXPOSE_HEADERS = "Inference-Header-Content-Length, Content-Disposition"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding, Mlbuffet-Deadline, Mlbuffet-Timeout, Inference-Header-Content-Length"
+CORS_EXPOSE_HEADERS = "Inference-Header-Content-Length, Content-Disposition, Retry-After"
 CORS_MAX_AGE_S = "600"
 
 

@@ -137,6 +137,29 @@ def matmul_chain(path: Path, width: int = 256, depth: int = 40) -> Path:
     return _save(_model(graph), path)
 
 
+def spin(path: Path, width: int = 256, depth: int = 20) -> Path:
+    """Work proportional to its `reps` input, answer equal to `x`: x [1, width] tiled
+    reps[0] times, `depth` products with the identity, then the mean of the rows."""
+    weight = numpy_helper.from_array(np.eye(width, dtype=np.float32), "w")
+    nodes = [helper.make_node("Tile", ["x", "reps"], ["t"])]
+    previous = "t"
+    for i in range(depth):
+        nodes.append(helper.make_node("MatMul", [previous, "w"], [f"h{i}"]))
+        previous = f"h{i}"
+    nodes.append(helper.make_node("ReduceMean", [previous], ["y"], axes=[0], keepdims=1))
+    graph = helper.make_graph(
+        nodes,
+        "spin",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width]),
+            helper.make_tensor_value_info("reps", TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])],
+        initializer=[weight],
+    )
+    return _save(_model(graph), path)
+
+
 def tile_rows(path: Path, times: int, width: int = 1024) -> Path:
     """y = x repeated `times` times along the rows: a small request with a big answer."""
     repeats = numpy_helper.from_array(np.array([times, 1], dtype=np.int64), "repeats")

@@ -121,6 +121,11 @@ class ClusterCollector(Collector):
             "Requests that failed before a model version was known (unknown model, bad subject)",
             labels=["node"],
         )
+        refused = CounterMetricFamily(
+            "mlbuffet_inference_request_refused",
+            "Requests refused at once (503) because the modelhost's in-flight places and queue were full",
+            labels=["node"],
+        )
         histograms = {
             key: HistogramMetricFamily(name, doc, labels=VERSION_LABELS)
             for key, name, doc in HISTOGRAMS
@@ -131,6 +136,7 @@ class ClusterCollector(Collector):
                 continue
             expired.add_metric([beat.node], _number(beat.counters.get("expired")))
             rejected.add_metric([beat.node], _number(beat.counters.get("rejected")))
+            refused.add_metric([beat.node], _number(beat.counters.get("refused")))
             for (model, version), stats in version_stats(beat).items():
                 labels = [model, str(version), beat.node]
                 success.add_metric(labels, _number(stats.get("success")))
@@ -141,7 +147,7 @@ class ClusterCollector(Collector):
                         family.add_metric(
                             labels, histogram_buckets(histogram), sum_value=histogram.sum
                         )
-        yield from (success, failure, expired, rejected, *histograms.values())
+        yield from (success, failure, expired, rejected, refused, *histograms.values())
 
     def _http(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(

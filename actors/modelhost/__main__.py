@@ -42,7 +42,18 @@ def parse_args(
         "--max-inflight",
         type=int,
         default=env_int(environ, "MODELHOST_MAX_INFLIGHT", 64),
-        help="requests served at once (default %(default)s)",
+        help="inference requests served at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=int,
+        default=(
+            env_int(environ, "MODELHOST_MAX_QUEUED", 0)
+            if env(environ, "MODELHOST_MAX_QUEUED") is not None
+            else None
+        ),
+        help="inference requests waiting for a place; more are refused with 503 "
+        "(default: 4 x --max-inflight)",
     )
     parser.add_argument(
         "--workers",
@@ -70,6 +81,7 @@ def parse_args(
         models=split_urls(args.models) if args.models else None,
         node_id=args.node_id,
         max_inflight=args.max_inflight,
+        max_queued=args.max_queued,
         workers=args.workers,
         intra_op_threads=args.intra_op_threads,
         pinned_versions=args.pinned_versions,

@@ -10,6 +10,9 @@ from mlbuffet.health import HealthConfig
 from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.names import parse_model_name
 
+QUEUED_PER_INFLIGHT = 4
+"""Default queue per place in flight: a few rounds of work, not an unbounded backlog."""
+
 
 def default_workers() -> int:
     return os.cpu_count() or 1
@@ -23,7 +26,10 @@ class ModelhostConfig:
     node_id: str | None = None
     """None: generated (role, host name and a random suffix)."""
     max_inflight: int = 64
-    """Requests served at once; more wait in NATS."""
+    """Inference requests served at once (decoded, computed, answered)."""
+    max_queued: int | None = None
+    """Inference requests waiting, undecoded, for one of those places; beyond them a
+    request is refused at once (503). None: four times `max_inflight`."""
     workers: int = field(default_factory=default_workers)
     """Threads running onnxruntime: one per core by default."""
     intra_op_threads: int = 1
@@ -50,8 +56,17 @@ class ModelhostConfig:
         ):
             if value < 1:
                 raise ConfigError(f"{setting} must be at least 1")
+        if self.max_queued is not None and self.max_queued < 0:
+            raise ConfigError("--max-queued must not be negative")
         if self.pinned_versions < 0:
             raise ConfigError("--pinned-versions must not be negative")
         if self.drain_timeout_s < 0:
             raise ConfigError("--drain-timeout must not be negative")
         check_heartbeat_interval(self.heartbeat_interval_s)
+
+    @property
+    def queue_limit(self) -> int:
+        """Requests that may wait for a place in flight (`max_queued`, or its default)."""
+        if self.max_queued is None:
+            return QUEUED_PER_INFLIGHT * self.max_inflight
+        return self.max_queued

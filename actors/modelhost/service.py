@@ -37,6 +37,7 @@ from mlbuffet.protocol.errors import (
     InternalError,
     MLBuffetError,
     ModelNotFoundError,
+    OverloadedError,
     PayloadTooLargeError,
 )
 from mlbuffet.protocol.headers import Header
@@ -75,8 +76,17 @@ class ModelhostService(Actor):
     role = "modelhost"
 
     def __init__(self, nc: Client, config: ModelhostConfig, node_id: str) -> None:
-        super().__init__(nc, node_id, max_inflight=config.max_inflight)
+        super().__init__(
+            nc, node_id, max_inflight=config.max_inflight, max_queued=config.queue_limit
+        )
         self.config = config
+        self._busy = pack_error(
+            OverloadedError(
+                f"modelhost {node_id} is at capacity ({config.max_inflight} requests in flight, "
+                f"{config.queue_limit} queued); retry shortly"
+            )
+        )
+        """The answer to a request refused for want of room: packed once, sent as is."""
         self.stats = HostStats()
         self.served: dict[str, ServedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -301,7 +311,19 @@ class ModelhostService(Actor):
     # -- serving ---------------------------------------------------------------
 
     async def _on_infer(self, msg: Msg) -> None:
-        await self.tasks.spawn(self._serve_infer(msg), name="infer")
+        """Admit a request in flight or to the queue, else refuse it at once.
+
+        Decided before anything is decoded: under overload a refusal costs one
+        reply, and what waits is the raw message, never a task or its tensors.
+        A probe (no work) is never refused.
+        """
+        if self.tasks.offer(self._serve_infer, msg, "infer"):
+            return
+        if _is_probe(msg):
+            self.tasks.start(self._serve_infer(msg), "probe")
+            return
+        self.stats.refused += 1
+        await self._reply(msg, self._busy)
 
     async def _serve_infer(self, msg: Msg) -> None:
         arrived = time.perf_counter()

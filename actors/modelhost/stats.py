@@ -98,6 +98,8 @@ class HostStats:
     """Requests dropped unanswered because their deadline had passed on arrival."""
     rejected: int = 0
     """Requests that failed before a model version was known (bad subject, unknown model)."""
+    refused: int = 0
+    """Requests refused undecoded (503) because the host had no room in flight or in its queue."""
 
     def of(self, model: str, version: int) -> VersionStats:
         stats = self.versions.get((model, version))
@@ -136,5 +138,6 @@ class HostStats:
             "in_flight": self.in_flight,
             "expired": self.expired,
             "rejected": self.rejected,
+            "refused": self.refused,
             "models": {f"{m}:{v}": s.to_dict() for (m, v), s in self.versions.items()},
         }

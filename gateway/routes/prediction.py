@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.admission import INFERENCE_SLOTS, request_timeout
 from gateway.envelope import reply
 from gateway.readiness import require_serving
 from gateway.routes.common import json_body, json_object, mesh_of, model_ref
@@ -25,6 +26,12 @@ BINARY_TYPES = ("application/octet-stream", "")
 
 
 async def predict(request: web.Request) -> web.Response:
+    timeout_s = request_timeout(request)
+    with request.app[INFERENCE_SLOTS]:
+        return await _predict(request, timeout_s)
+
+
+async def _predict(request: web.Request, timeout_s: float) -> web.Response:
     ref = model_ref(request)
     mesh = mesh_of(request)
     record = require_serving(await mesh.view.get(ref.name))
@@ -36,7 +43,9 @@ async def predict(request: web.Request) -> web.Response:
         if "values" not in body:
             raise UnprocessableError("No test observation provided (values:[...])")
         inputs = tensors_from_values(body["values"], version.signature)
-    response = await mesh.infer(InferRequest(model=ref.name, version=ref.version, inputs=inputs))
+    response = await mesh.infer(
+        InferRequest(model=ref.name, version=ref.version, inputs=inputs), timeout_s
+    )
     outputs = {output.name: to_json(output) for output in response.outputs}
     first = next(iter(outputs.values()), None)
     return reply(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from gateway.admission import INFERENCE_SLOTS, request_timeout
 from gateway.envelope import dumps
 from gateway.oip.framing import (
     BINARY_CONTENT_TYPE,
@@ -100,6 +101,12 @@ async def model_ready(request: web.Request) -> web.Response:
 
 
 async def infer(request: web.Request) -> web.Response:
+    timeout_s = request_timeout(request)
+    with request.app[INFERENCE_SLOTS]:
+        return await _infer(request, timeout_s)
+
+
+async def _infer(request: web.Request, timeout_s: float) -> web.Response:
     name, number = target(request)
     mesh = mesh_of(request)
     record = require_serving(await mesh.view.get(name))
@@ -107,7 +114,7 @@ async def infer(request: web.Request) -> web.Response:
     body = await request.read()
     framed = await off_loop(len(body), split_body, body, request.headers.get(HEADER_LENGTH))
     infer_request, plan = await off_loop(len(body), parse_request, framed, name, number)
-    response = await mesh.infer(infer_request)
+    response = await mesh.infer(infer_request, timeout_s)
     size = sum(len(o.data) for o in response.outputs if isinstance(o, Tensor))
     document, chunks = await off_loop(size, render_response, response, plan)
     if not chunks:

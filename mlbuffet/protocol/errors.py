@@ -27,6 +27,9 @@ class MLBuffetError(Exception):
 
     status: int = HTTPStatus.INTERNAL_SERVER_ERROR
     """Set by each subclass; an error rebuilt from a status with no class of its own keeps it."""
+    kind: str | None = None
+    """Sent beside the status for the few subclasses a caller must tell apart from their
+    status's class (OverloadedError from another 503), so they survive the wire."""
 
     def __init__(self, message: str) -> None:
         message = _bounded(message)
@@ -105,7 +108,9 @@ class ModelNotReadyError(ServiceUnavailableError):
 
 
 class OverloadedError(ServiceUnavailableError):
-    """Every modelhost is at its in-flight limit."""
+    """No room for more work now (a modelhost's queue, a gateway's limit): retry shortly."""
+
+    kind = "overloaded"
 
 
 class DeadlineExceededError(MLBuffetError):
@@ -133,14 +138,23 @@ _BY_STATUS: dict[int, type[MLBuffetError]] = {
 }
 
 
-def error_for_status(status: int, message: str) -> MLBuffetError:
+_BY_KIND: dict[str, type[MLBuffetError]] = {
+    cls.kind: cls for cls in (OverloadedError,) if cls.kind is not None
+}
+
+
+def error_for_status(status: int, message: str, kind: str | None = None) -> MLBuffetError:
     """Rebuild the error an actor reported from its status and message.
 
     A 4xx or 5xx status with no class of its own (405, 408, 502, ...) comes back
     as a BadRequestError or InternalError that still carries that status, so
     the gateway answers with the code the actor chose. Anything else (a 2xx,
-    a code that is no HTTP error) is an InternalError.
+    a code that is no HTTP error) is an InternalError. A known `kind` of that
+    same status picks its subclass (OverloadedError); an unknown one is ignored.
     """
+    by_kind = _BY_KIND.get(kind) if kind is not None else None
+    if by_kind is not None and by_kind.status == status:
+        return by_kind(message)
     cls = _BY_STATUS.get(status)
     if cls is not None:
         return cls(message)

@@ -468,14 +468,12 @@ def pack(message: Message | TrainingMessage) -> bytes:
 
 
 def pack_error(error: MLBuffetError) -> bytes:
-    """An error reply: `{"error": {"code": <HTTP status>, "message": <text>}}`."""
-    packed: bytes = msgpack.packb(
-        {
-            "type": "mlbuffet.error.v1",
-            "error": {"code": int(error.status), "message": error.message},
-        },
-        use_bin_type=True,
-    )
+    """An error reply: `{"error": {"code": <HTTP status>, "message": <text>}}`, plus
+    `"kind"` for the errors that have one (`"overloaded"`)."""
+    body: dict[str, Any] = {"code": int(error.status), "message": error.message}
+    if error.kind is not None:
+        body["kind"] = error.kind
+    packed: bytes = msgpack.packb({"type": "mlbuffet.error.v1", "error": body}, use_bin_type=True)
     return packed
 
 
@@ -496,9 +494,11 @@ def raise_if_error(raw: Mapping[str, Any]) -> None:
     if isinstance(error, Mapping):
         code = error.get("code")
         message = error.get("message")
+        kind = error.get("kind")
         raise error_for_status(
             code if isinstance(code, int) else 500,
             message if isinstance(message, str) else "error without a message",
+            kind if isinstance(kind, str) else None,
         )
 
 

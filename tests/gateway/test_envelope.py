@@ -37,6 +37,8 @@ async def test_each_error_type_is_its_status_in_the_envelope(aiohttp_client, err
     assert await response.json() == {
         "http_status": {"code": status, "description": "what went wrong", "name": name}
     }
+    # Busy or nobody can serve now: worth a retry, and the answer says when.
+    assert response.headers.get("Retry-After") == ("1" if status in (429, 503) else None)
 
 
 @pytest.mark.parametrize(("error", "status", "name"), TABLE)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from tests.conftest import eventually
 from tests.gateway.conftest import upload_file
+from tests.onnx_models import spin
 
 PREDICTION_OK = {"code": 200, "description": "Prediction successful", "name": "OK"}
 
@@ -253,40 +254,13 @@ async def test_a_tensor_over_the_nats_payload_limit_is_413(gateway, serving, mod
     assert "NATS limit" in body["http_status"]["description"]
 
 
-def spin_model(path) -> None:
-    """Work proportional to its `reps` input: x [1, 256] tiled reps[0] times, then 20 matmuls."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weight = numpy_helper.from_array(np.eye(256, dtype=np.float32), "w")
-    nodes = [helper.make_node("Tile", ["x", "reps"], ["t"])]
-    previous = "t"
-    for i in range(20):
-        nodes.append(helper.make_node("MatMul", [previous, "w"], [f"h{i}"]))
-        previous = f"h{i}"
-    nodes.append(helper.make_node("ReduceMean", [previous], ["y"], axes=[0], keepdims=1))
-    graph = helper.make_graph(
-        nodes,
-        "spin",
-        [
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256]),
-            helper.make_tensor_value_info("reps", TensorProto.INT64, [2]),
-        ],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
-        initializer=[weight],
-    )
-    onnx.save(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path
-    )
-
-
 async def test_a_request_past_its_deadline_is_504_and_the_host_skips_it(
     make_gateway, start_modelhost, tmp_path
 ):
     host = await start_modelhost(workers=1, max_inflight=1)
     patient = await make_gateway(request_timeout_s=60)
     hasty = await make_gateway(request_timeout_s=0.3)
-    spin_model(tmp_path / "spin.onnx")
+    spin(tmp_path / "spin.onnx")
     await upload_file(patient, "spin", tmp_path / "spin.onnx")
     await ready(host, "spin")
     x = [[1.0] * 256]

@@ -95,3 +95,22 @@ def test_every_error_class_is_an_mlbuffet_error_with_an_http_error_status():
     for cls, status, _ in ERRORS:
         assert issubclass(cls, MLBuffetError)
         assert 400 <= status < 600
+
+
+def test_an_overloaded_host_is_raised_as_overloaded_not_just_503():
+    payload = pack_error(OverloadedError("busy"))
+    assert unpack_map(payload)["error"] == {"code": 503, "message": "busy", "kind": "overloaded"}
+    with pytest.raises(OverloadedError) as raised:
+        unpack(payload, InferResponse.from_dict)
+    assert raised.value.status == 503 and raised.value.message == "busy"
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"), [(503, "no-such-kind"), (500, "overloaded"), (503, 7)], ids=repr
+)
+def test_an_unknown_kind_or_one_of_another_status_is_ignored(code, kind):
+    payload = msgpack.packb({"error": {"code": code, "message": "x", "kind": kind}})
+    with pytest.raises(MLBuffetError) as raised:
+        unpack(payload, InferResponse.from_dict)
+    assert type(raised.value) is error_for_status(code, "x").__class__
+    assert raised.value.status == code
