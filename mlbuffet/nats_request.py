@@ -12,10 +12,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from enum import Enum
+from http import HTTPStatus
 
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
+from mlbuffet.hedging import Hedging
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -25,12 +29,14 @@ from mlbuffet.protocol.errors import (
     ServiceUnavailableError,
 )
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import ModelEvent, pack
+from mlbuffet.protocol.messages import ModelEvent, error_status, pack
 
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_WAIT_S = 0.05
 RETRY_MAX_WAIT_S = 0.5
+
+SERVICE_UNAVAILABLE = HTTPStatus.SERVICE_UNAVAILABLE.value
 
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     nats.errors.ConnectionClosedError,
@@ -76,6 +82,7 @@ async def request(
     who: str,
     headers: Mapping[str, str] | None = None,
     on_no_responders: Callable[[], Awaitable[None]] | None = None,
+    hedging: Hedging | None = None,
 ) -> bytes:
     """One request/reply before `deadline` (Unix time), with NATS errors mapped.
 
@@ -84,28 +91,27 @@ async def request(
     `who` names the caller in the message of a lost connection ("the gateway").
     `on_no_responders` runs once, at the first no responders, to raise at once
     what waiting cannot fix (the client checks that the model exists: 404).
+    With `hedging` (only for requests that are safe to run twice, as inference
+    is) a request that has no answer within the hedge delay, or is answered
+    503, is sent again: see HedgedRequest.
     """
     check_payload(nc, payload)
-    give_up_waiting = time.monotonic() + no_responders_wait_s
-    wait = RETRY_FIRST_WAIT_S
+    all_headers = {**deadline_header(deadline), **(headers or {})}
+    waiting = NoRespondersWait(time.monotonic() + no_responders_wait_s, on_no_responders)
+    if hedging is not None and hedging.config.enabled:
+        end = time.monotonic() + (deadline - time.time())
+        return await HedgedRequest(nc, subject, payload, all_headers, end, hedging, who).run(
+            waiting
+        )
     while True:
         timeout = deadline - time.time()
         if timeout <= 0:
             raise DeadlineExceededError("no answer before the request's deadline")
         try:
-            msg = await nc.request(
-                subject,
-                payload,
-                timeout=timeout,
-                headers={**deadline_header(deadline), **(headers or {})},
-            )
+            msg = await nc.request(subject, payload, timeout=timeout, headers=all_headers)
             return msg.data
         except nats.errors.NoRespondersError:
-            if on_no_responders is not None:
-                await on_no_responders()
-                on_no_responders = None
-            if time.monotonic() + wait > give_up_waiting or deadline - time.time() < wait:
-                raise no_modelhost() from None
+            wait = await waiting.next_wait(timeout)
         except nats.errors.TimeoutError:
             raise DeadlineExceededError(
                 f"no answer from a modelhost within {timeout:.1f} s"
@@ -113,7 +119,185 @@ async def request(
         except CONNECTION_ERRORS:
             raise lost_connection(who) from None
         await asyncio.sleep(wait)
-        wait = min(wait * 2, RETRY_MAX_WAIT_S)
+
+
+class NoRespondersWait:
+    """The back-off after "no responders": short waits for a host to take the model, bounded."""
+
+    def __init__(self, give_up_at: float, on_first: Callable[[], Awaitable[None]] | None) -> None:
+        self._give_up_at = give_up_at
+        self._on_first = on_first
+        self._wait = RETRY_FIRST_WAIT_S
+
+    async def next_wait(self, time_left_s: float) -> float:
+        """Seconds to wait before asking again; ModelNotReadyError (503) once waiting is over."""
+        if self._on_first is not None:
+            on_first, self._on_first = self._on_first, None
+            await on_first()
+        wait = self._wait
+        if time.monotonic() + wait > self._give_up_at or time_left_s < wait:
+            raise no_modelhost()
+        self._wait = min(wait * 2, RETRY_MAX_WAIT_S)
+        return wait
+
+
+class Send(Enum):
+    """Why a copy of a request goes out."""
+
+    HEDGE = "hedge"
+    """No answer within the hedge delay (the host may be dead): counts, takes a budget token."""
+    RETRY = "retry"
+    """A host answered 503 (overloaded, not ready): counts, takes a budget token."""
+    RESEND = "resend"
+    """No responders: no host saw the last copy; free, paced by NoRespondersWait."""
+
+
+class HedgedRequest:
+    """One inference request, sent again when its host is silent or refuses; first answer wins.
+
+    Every send is a plain nc.request with the request's remaining time, so each
+    has its own inbox and a late answer to an earlier send still wins if it
+    comes first. The common case, an answer within the hedge delay, costs one
+    task and one wait more than a bare request.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        end: float,
+        hedging: Hedging,
+        who: str,
+    ) -> None:
+        self.nc = nc
+        self.subject = subject
+        self.payload = payload
+        self.headers = headers
+        self.end = end
+        """Monotonic time of the deadline."""
+        self.hedging = hedging
+        self.who = who
+        self.tracker = hedging.tracker(subject)
+        self.sent: dict[asyncio.Task[Msg], float] = {}
+        self.pending: set[asyncio.Task[Msg]] = set()
+        self.attempts = 0
+        """Copies that reached, or may have reached, a host."""
+        self.next_send: float | None = None
+        self.next_kind = Send.HEDGE
+        self.retried = False
+        self.refusal: bytes | None = None
+        """A 503 answer, returned if no better one comes."""
+        self.error: MLBuffetError | None = None
+
+    async def run(self, waiting: NoRespondersWait) -> bytes:
+        self.hedging.counts.requests += 1
+        self.hedging.budget.deposit()
+        self.attempts = 1
+        first = self._send(time.monotonic())
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= self.end:
+                    raise self.error or DeadlineExceededError(
+                        "no answer from a modelhost before the request's deadline"
+                    )
+                if self.next_send is not None and now >= self.next_send:
+                    self._send_due(now)
+                    continue
+                if not self.pending:
+                    if self.next_send is None:
+                        if self.refusal is not None:
+                            return self.refusal
+                        raise self.error or no_modelhost()
+                    await asyncio.sleep(self.next_send - now)
+                    continue
+                until = self.end if self.next_send is None else min(self.next_send, self.end)
+                done, self.pending = await asyncio.wait(
+                    self.pending, timeout=until - now, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    answer = await self._take(task, waiting)
+                    if answer is not None:
+                        if task is not first:
+                            self.hedging.counts.hedge_wins += 1
+                        return answer
+        finally:
+            for task in self.sent:
+                if not task.done():
+                    task.cancel()
+                elif not task.cancelled():
+                    task.exception()  # retrieved: a lost race is not an error to log
+
+    def _send(self, now: float) -> asyncio.Task[Msg]:
+        task = asyncio.ensure_future(
+            self.nc.request(
+                self.subject, self.payload, timeout=self.end - now, headers=self.headers
+            )
+        )
+        self.sent[task] = now
+        self.pending.add(task)
+        self._plan(Send.HEDGE, now + self.tracker.delay_s)
+        return task
+
+    def _plan(self, kind: Send, at: float) -> None:
+        if kind is not Send.RESEND and self.attempts >= self.hedging.config.max_attempts:
+            self.next_send = None
+        else:
+            self.next_kind, self.next_send = kind, at
+
+    def _send_due(self, now: float) -> None:
+        kind = self.next_kind
+        if kind is not Send.RESEND:
+            if not self.hedging.budget.withdraw():
+                self.hedging.counts.refused += 1
+                log.debug("retry budget spent: no %s of %s", kind.value, self.subject)
+                self.next_send = None
+                return
+            if kind is Send.HEDGE:
+                self.hedging.counts.hedged += 1
+            else:
+                self.hedging.counts.retried += 1
+        self.attempts += 1
+        self._send(now)
+
+    async def _take(self, task: asyncio.Task[Msg], waiting: NoRespondersWait) -> bytes | None:
+        """The payload if `task` brings the answer; else plan what comes next."""
+        try:
+            msg = task.result()
+        except nats.errors.NoRespondersError:
+            # No host has the subject right now (a dead host's interest is gone and
+            # the other has not taken the model yet): no host saw this copy.
+            self.attempts -= 1
+            try:
+                wait = await waiting.next_wait(self.end - time.monotonic())
+            except MLBuffetError as exc:
+                if not self.pending:
+                    raise
+                self.error, self.next_send = exc, None
+                return None
+            self._plan(Send.RESEND, time.monotonic() + wait)
+            return None
+        except nats.errors.TimeoutError:
+            return None  # its time was the request's: the loop raises the deadline
+        except CONNECTION_ERRORS:
+            raise lost_connection(self.who) from None
+        status = error_status(msg.data)
+        if status is None:
+            self.tracker.record(time.monotonic() - self.sent[task])
+            return msg.data
+        if status != SERVICE_UNAVAILABLE:
+            return msg.data  # a 4xx or 500 would be the same on any host
+        # "Not now" from a host that is overloaded or not ready: another may take it, once.
+        self.refusal = msg.data
+        if self.pending:
+            return None
+        if self.retried or self.attempts >= self.hedging.config.max_attempts:
+            return msg.data
+        self.retried = True
+        self._plan(Send.RETRY, time.monotonic())
+        return None
 
 
 def mesh_error(exc: BaseException, who: str) -> MLBuffetError | None:
