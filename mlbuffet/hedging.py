@@ -46,10 +46,11 @@ class HedgeConfig:
     """Copies of one request sent to hosts at most (the first one included)."""
     budget_ratio: float = 0.1
     """Hedges and retries allowed per request, over time (0.1: one in ten)."""
-    budget_burst: float = 10.0
-    """Tokens the budget holds at most (and starts with): hedges allowed in a burst."""
-    budget_min_per_s: float = 1.0
-    """Tokens added every second whatever the traffic, so a slow caller can still hedge."""
+    budget_burst: float = 50.0
+    """Tokens the budget holds at most (and starts with): hedges allowed in a burst. It must
+    cover the requests lost at once when a host dies (its queue), or some of them time out."""
+    budget_min_per_s: float = 5.0
+    """Tokens added every second whatever the traffic, so a quiet caller can still hedge."""
 
     def __post_init__(self) -> None:
         if not self.floor_s > 0:

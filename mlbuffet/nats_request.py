@@ -195,13 +195,14 @@ class HedgedRequest:
         self.hedging.counts.requests += 1
         self.hedging.budget.deposit()
         self.attempts = 1
-        first = self._send(time.monotonic())
+        started = time.monotonic()
+        first = self._send(started)
         try:
             while True:
                 now = time.monotonic()
                 if now >= self.end:
                     raise self.error or DeadlineExceededError(
-                        "no answer from a modelhost before the request's deadline"
+                        f"no answer from a modelhost within {self.end - started:.1f} s"
                     )
                 if self.next_send is not None and now >= self.next_send:
                     self._send_due(now)
