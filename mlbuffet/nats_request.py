@@ -30,6 +30,7 @@ from mlbuffet.protocol.errors import (
 )
 from mlbuffet.protocol.headers import Header
 from mlbuffet.protocol.messages import ModelEvent, error_status, pack
+from mlbuffet.reply_inbox import ReplyInbox, is_no_responders
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,10 @@ class Send(Enum):
 class HedgedRequest:
     """One inference request, sent again when its host is silent or refuses; first answer wins.
 
-    Every send is a plain nc.request with the request's remaining time, so each
-    has its own inbox and a late answer to an earlier send still wins if it
-    comes first. The common case, an answer within the hedge delay, costs one
-    task and one wait more than a bare request.
+    Every copy has its own reply token on the connection's ReplyInbox and
+    stays outstanding until the request ends, so a late answer to the first
+    copy wins if it comes first. The common case, an answer within the hedge
+    delay, costs what nc.request costs: one publish, one timer, one wake-up.
     """
 
     def __init__(
@@ -171,7 +172,7 @@ class HedgedRequest:
         hedging: Hedging,
         who: str,
     ) -> None:
-        self.nc = nc
+        self.inbox = ReplyInbox.of(nc)
         self.subject = subject
         self.payload = payload
         self.headers = headers
@@ -180,8 +181,10 @@ class HedgedRequest:
         self.hedging = hedging
         self.who = who
         self.tracker = hedging.tracker(subject)
-        self.sent: dict[asyncio.Task[Msg], float] = {}
-        self.pending: set[asyncio.Task[Msg]] = set()
+        self.outstanding: dict[str, float] = {}
+        """Token -> monotonic time sent, of every copy not answered yet."""
+        self.arrived: list[tuple[str, Msg]] = []
+        self._waiter: asyncio.Future[None] | None = None
         self.attempts = 0
         """Copies that reached, or may have reached, a host."""
         self.next_send: float | None = None
@@ -191,12 +194,18 @@ class HedgedRequest:
         """A 503 answer, returned if no better one comes."""
         self.error: MLBuffetError | None = None
 
+    def deliver(self, token: str, msg: Msg) -> None:
+        """A reply to one of our copies (called by the inbox)."""
+        self.arrived.append((token, msg))
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
     async def run(self, waiting: NoRespondersWait) -> bytes:
         self.hedging.counts.requests += 1
         self.hedging.budget.deposit()
         self.attempts = 1
         started = time.monotonic()
-        first = self._send(started)
+        first = await self._send(started)
         try:
             while True:
                 now = time.monotonic()
@@ -205,9 +214,9 @@ class HedgedRequest:
                         f"no answer from a modelhost within {self.end - started:.1f} s"
                     )
                 if self.next_send is not None and now >= self.next_send:
-                    self._send_due(now)
+                    await self._send_due(now)
                     continue
-                if not self.pending:
+                if not self.outstanding:
                     if self.next_send is None:
                         if self.refusal is not None:
                             return self.refusal
@@ -215,32 +224,42 @@ class HedgedRequest:
                     await asyncio.sleep(self.next_send - now)
                     continue
                 until = self.end if self.next_send is None else min(self.next_send, self.end)
-                done, self.pending = await asyncio.wait(
-                    self.pending, timeout=until - now, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    answer = await self._take(task, waiting)
+                await self._wait(until - now)
+                while self.arrived:
+                    token, msg = self.arrived.pop(0)
+                    sent = self.outstanding.pop(token, None)
+                    if sent is None:
+                        continue
+                    answer = await self._take(msg, sent, waiting)
                     if answer is not None:
-                        if task is not first:
+                        if token != first:
                             self.hedging.counts.hedge_wins += 1
                         return answer
         finally:
-            for task in self.sent:
-                if not task.done():
-                    task.cancel()
-                elif not task.cancelled():
-                    task.exception()  # retrieved: a lost race is not an error to log
+            for token in self.outstanding:
+                self.inbox.forget(token)
 
-    def _send(self, now: float) -> asyncio.Task[Msg]:
-        task = asyncio.ensure_future(
-            self.nc.request(
-                self.subject, self.payload, timeout=self.end - now, headers=self.headers
-            )
-        )
-        self.sent[task] = now
-        self.pending.add(task)
+    async def _wait(self, timeout_s: float) -> None:
+        """Until a reply arrives or `timeout_s` has passed."""
+        if self.arrived:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    async def _send(self, now: float) -> str:
+        try:
+            token = await self.inbox.send(self, self.subject, self.payload, self.headers)
+        except CONNECTION_ERRORS:
+            raise lost_connection(self.who) from None
+        self.outstanding[token] = now
         self._plan(Send.HEDGE, now + self.tracker.delay_s)
-        return task
+        return token
 
     def _plan(self, kind: Send, at: float) -> None:
         if kind is not Send.RESEND and self.attempts >= self.hedging.config.max_attempts:
@@ -248,7 +267,7 @@ class HedgedRequest:
         else:
             self.next_kind, self.next_send = kind, at
 
-    def _send_due(self, now: float) -> None:
+    async def _send_due(self, now: float) -> None:
         kind = self.next_kind
         if kind is not Send.RESEND:
             if not self.hedging.budget.withdraw():
@@ -261,44 +280,43 @@ class HedgedRequest:
             else:
                 self.hedging.counts.retried += 1
         self.attempts += 1
-        self._send(now)
+        await self._send(now)
 
-    async def _take(self, task: asyncio.Task[Msg], waiting: NoRespondersWait) -> bytes | None:
-        """The payload if `task` brings the answer; else plan what comes next."""
-        try:
-            msg = task.result()
-        except nats.errors.NoRespondersError:
+    async def _take(self, msg: Msg, sent: float, waiting: NoRespondersWait) -> bytes | None:
+        """The payload if `msg` is the answer; else plan what comes next."""
+        if is_no_responders(msg):
             # No host has the subject right now (a dead host's interest is gone and
             # the other has not taken the model yet): no host saw this copy.
             self.attempts -= 1
             try:
                 wait = await waiting.next_wait(self.end - time.monotonic())
             except MLBuffetError as exc:
-                if not self.pending:
+                if not self.outstanding:
                     raise
                 self.error, self.next_send = exc, None
                 return None
             self._plan(Send.RESEND, time.monotonic() + wait)
             return None
-        except nats.errors.TimeoutError:
-            return None  # its time was the request's: the loop raises the deadline
-        except CONNECTION_ERRORS:
-            raise lost_connection(self.who) from None
         status = error_status(msg.data)
         if status is None:
-            self.tracker.record(time.monotonic() - self.sent[task])
+            self.tracker.record(time.monotonic() - sent)
             return msg.data
         if status != SERVICE_UNAVAILABLE:
             return msg.data  # a 4xx or 500 would be the same on any host
         # "Not now" from a host that is overloaded or not ready: another may take it, once.
         self.refusal = msg.data
-        if self.pending:
+        if self.outstanding:
             return None
         if self.retried or self.attempts >= self.hedging.config.max_attempts:
             return msg.data
         self.retried = True
         self._plan(Send.RETRY, time.monotonic())
         return None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def mesh_error(exc: BaseException, who: str) -> MLBuffetError | None:

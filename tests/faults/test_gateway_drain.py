@@ -37,6 +37,18 @@ async def start_gateway(nats_url: str, log_dir: Path) -> tuple[asyncio.subproces
             return process, found.group(1)
 
 
+async def wait_in_flight(session: aiohttp.ClientSession, url: str, count: int) -> None:
+    """Until the gateway's /metrics shows `count` requests in flight besides its own."""
+    for _ in range(200):
+        async with session.get(f"{url}/metrics") as response:
+            text = await response.text()
+        found = re.search(r"^mlbuffet_http_requests_in_flight (\S+)$", text, re.MULTILINE)
+        if found and float(found.group(1)) >= count + 1:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the gateway never had {count} requests in flight")
+
+
 async def test_a_gateway_told_to_stop_answers_the_requests_it_has_then_exits_0(
     upload, slow_model, start_modelhost, nats_server, tmp_path
 ):
@@ -57,7 +69,8 @@ async def test_a_gateway_told_to_stop_answers_the_requests_it_has_then_exits_0(
             loop = asyncio.get_running_loop()
             started = loop.time()
             calls = [asyncio.ensure_future(predict()) for _ in range(IN_FLIGHT)]
-            await asyncio.sleep(0.5)  # all sent; the host works through them one by one
+            # Every request has reached a handler: the host works through them one by one.
+            await wait_in_flight(session, url, IN_FLIGHT)
             gateway.send_signal(signal.SIGTERM)
             signalled = loop.time() - started
             statuses = await asyncio.wait_for(asyncio.gather(*calls), 30)
