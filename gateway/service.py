@@ -18,6 +18,8 @@ from aiohttp import web
 from nats.aio.client import Client
 
 from gateway.config import GatewayConfig
+from gateway.hedge_metrics import HedgeMetrics
+from gateway.http_metrics import HTTP_METRICS
 from mlbuffet import nats_request
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.hedging import Hedging
@@ -142,7 +144,8 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
         registry, _ = await Registry.open(nc.jetstream(), replicas=config.registry_replicas)
         view = RegistryView(registry)
         await view.start()
-        app[MESH] = Mesh(nc, registry, view, inspector, node_id, config)
+        app[MESH] = mesh = Mesh(nc, registry, view, inspector, node_id, config)
+        app[HTTP_METRICS].registry.register(HedgeMetrics(mesh.hedging.counts))
         yield
         await view.stop()
     finally:

@@ -60,6 +60,8 @@ async def test_a_modelhost_killed_under_gateway_load_fails_no_request(
     assert result.failed == []
     assert set(result.answered_by) == {victim.node_id, survivor.node_id}
     assert counts.hedged >= 1  # the victim had requests in flight (or the kill proves nothing)
+    metrics = await (await rest_gateway.get("/metrics")).text()
+    assert f"mlbuffet_inference_hedges_total {float(counts.hedged)}" in metrics
 
 
 async def test_a_modelhost_killed_under_nats_client_load_fails_no_request(
