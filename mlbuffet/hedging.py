@@ -28,7 +28,7 @@ from mlbuffet.config import ConfigError, env_float, env_int
 LATENCY_SAMPLES = 64
 """Latencies kept per subject; the p95 of these sets the hedge delay."""
 RECOMPUTE_EVERY = 16
-"""Recompute the p95 once per this many samples: the hot path only appends."""
+"""Recompute the p95 once per this many samples (after the first ones): the hot path appends."""
 MAX_SUBJECTS = 1024
 """Subjects tracked; beyond this the tracker forgets them all and starts again."""
 
@@ -84,7 +84,9 @@ class LatencyTracker:
             self._samples[self._next] = latency_s
             self._next = (self._next + 1) % LATENCY_SAMPLES
         self._fed += 1
-        if self._fed % RECOMPUTE_EVERY == 0:
+        # Every sample at first (a slow model must not be hedged at the floor for long),
+        # then every RECOMPUTE_EVERY.
+        if self._fed <= RECOMPUTE_EVERY or self._fed % RECOMPUTE_EVERY == 0:
             ordered = sorted(self._samples)
             p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
             self.delay_s = max(self._floor_s, self._factor * p95)
