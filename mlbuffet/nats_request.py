@@ -100,7 +100,10 @@ async def request(
     all_headers = {**deadline_header(deadline), **(headers or {})}
     waiting = NoRespondersWait(time.monotonic() + no_responders_wait_s, on_no_responders)
     if hedging is not None and hedging.config.enabled:
-        end = time.monotonic() + (deadline - time.time())
+        time_left = deadline - time.time()
+        if time_left <= 0:
+            raise DeadlineExceededError("no answer before the request's deadline")
+        end = time.monotonic() + time_left
         return await HedgedRequest(nc, subject, payload, all_headers, end, hedging, who).run(
             waiting
         )

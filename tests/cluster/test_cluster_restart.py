@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +31,6 @@ pytestmark = pytest.mark.processes
 
 IRIS_ROW = np.array([[2, 5, 1, 4]], dtype=np.float32)
 SETTINGS = ModelSettings(max_batch_size=8, max_queue_delay_us=500, intra_op_threads=1)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    nodes = NatsCluster(tmp_path / "cluster")
-    await nodes.start()
-    yield nodes
-    await nodes.stop()
 
 
 async def fill(nc: Client, seed_iris: Path, tmp_path: Path) -> str:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import nats.errors
 import numpy as np
@@ -37,14 +35,6 @@ REQUEST_TIMEOUT_S = 6.0
 """Deadline of each request: long enough to wait out the modelhost's reconnection."""
 AFTER_KILL_S = 3.0
 """Load kept up after the kill once answers flow again."""
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    nodes = NatsCluster(tmp_path / "cluster")
-    await nodes.start()
-    yield nodes
-    await nodes.stop()
 
 
 async def replicas_of(registry: Registry) -> tuple[int, int]:
