@@ -17,7 +17,11 @@ from mlbuffet.hedging import HedgeCounts
 FAMILIES = (
     ("requests", "mlbuffet_inference_requests", "Inference requests sent to modelhosts"),
     ("hedged", "mlbuffet_inference_hedges", "Copies sent because a host gave no answer in time"),
-    ("hedge_wins", "mlbuffet_inference_hedge_wins", "Requests answered by a copy, not the first"),
+    (
+        "hedge_wins",
+        "mlbuffet_inference_hedge_wins",
+        "Requests answered by a hedge, not an earlier copy",
+    ),
     ("retried", "mlbuffet_inference_retries", "Copies sent because a host answered 503"),
     ("refused", "mlbuffet_inference_budget_refusals", "Hedges or retries the budget refused"),
 )

@@ -128,7 +128,7 @@ class HedgeCounts:
     hedged: int = 0
     """Copies sent because no answer came within the hedge delay."""
     hedge_wins: int = 0
-    """Requests answered by a copy rather than by the first send."""
+    """Requests answered by a hedge rather than by an earlier copy."""
     retried: int = 0
     """Copies sent because a host answered 503 (overloaded, not ready)."""
     refused: int = 0

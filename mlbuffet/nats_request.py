@@ -187,6 +187,8 @@ class HedgedRequest:
         self.outstanding: dict[str, float] = {}
         """Token -> monotonic time sent, of every copy not answered yet."""
         self.arrived: list[tuple[str, Msg]] = []
+        self.hedges: set[str] = set()
+        """Tokens of the copies sent as hedges (a win of one is a hedge win)."""
         self._waiter: asyncio.Future[None] | None = None
         self.attempts = 0
         """Copies that reached, or may have reached, a host."""
@@ -208,7 +210,7 @@ class HedgedRequest:
         self.hedging.budget.deposit()
         self.attempts = 1
         started = time.monotonic()
-        first = await self._send(started)
+        await self._send(started)
         try:
             while True:
                 now = time.monotonic()
@@ -235,7 +237,7 @@ class HedgedRequest:
                         continue
                     answer = await self._take(msg, sent, waiting)
                     if answer is not None:
-                        if token != first:
+                        if token in self.hedges:
                             self.hedging.counts.hedge_wins += 1
                         return answer
         finally:
@@ -283,7 +285,9 @@ class HedgedRequest:
             else:
                 self.hedging.counts.retried += 1
         self.attempts += 1
-        await self._send(now)
+        token = await self._send(now)
+        if kind is Send.HEDGE:
+            self.hedges.add(token)
 
     async def _take(self, msg: Msg, sent: float, waiting: NoRespondersWait) -> bytes | None:
         """The payload if `msg` is the answer; else plan what comes next."""

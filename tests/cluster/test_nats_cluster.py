@@ -31,7 +31,7 @@ IRIS_ROW = np.array([[2, 5, 1, 4]], dtype=np.float32)
 LOAD_S = 12.0
 """Bound of the load loop that runs through the node's death."""
 RECOVERY_LIMIT_S = 8.0
-REQUEST_TIMEOUT_S = 6.0
+REQUEST_TIMEOUT_S = 10.0
 """Deadline of each request: long enough to wait out the modelhost's reconnection."""
 AFTER_KILL_S = 3.0
 """Load kept up after the kill once answers flow again."""
