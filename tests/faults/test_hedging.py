@@ -15,6 +15,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from gateway.__main__ import parse_args
 from mlbuffet import nats_request
 from mlbuffet.config import ConfigError, NatsConfig
 from mlbuffet.connection import close_quietly, connect
@@ -186,3 +187,11 @@ def test_the_budget_allows_a_burst_then_a_tenth_of_the_requests():
 def test_a_bad_hedge_setting_is_refused_with_its_name():
     with pytest.raises(ConfigError, match="--hedge-attempts"):
         HedgeConfig(max_attempts=0)
+
+
+def test_the_gateway_takes_hedge_flags_and_environment():
+    config, _ = parse_args(["--hedge-attempts", "1", "--hedge-after", "0.5"], {})
+    assert (config.hedging.enabled, config.hedging.floor_s) == (False, 0.5)
+    config, _ = parse_args([], {"MLBUFFET_HEDGE_BUDGET": "0.2"})
+    assert (config.hedging.enabled, config.hedging.budget_ratio) == (True, 0.2)
+    assert config.hedging.max_attempts == HedgeConfig().max_attempts
