@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 RETRY_FIRST_WAIT_S = 0.05
 RETRY_MAX_WAIT_S = 0.5
+NO_RESPONDERS_CHECK_S = 1.0
+"""How long the first no-responders check (does the model exist?) may take."""
 
 SERVICE_UNAVAILABLE = HTTPStatus.SERVICE_UNAVAILABLE.value
 
@@ -137,12 +139,29 @@ class NoRespondersWait:
         """Seconds to wait before asking again; ModelNotReadyError (503) once waiting is over."""
         if self._on_first is not None:
             on_first, self._on_first = self._on_first, None
-            await on_first()
+            await check_quickly(on_first)
         wait = self._wait
         if time.monotonic() + wait > self._give_up_at or time_left_s < wait:
             raise no_modelhost()
         self._wait = min(wait * 2, RETRY_MAX_WAIT_S)
         return wait
+
+
+async def check_quickly(check: Callable[[], Awaitable[None]]) -> None:
+    """Run `check`, raising only what it says of the request (a 404): not its own failures.
+
+    The client's check reads the registry; right after a NATS node dies JetStream
+    may not answer for seconds, and the request must not wait for it, or fail of it.
+    """
+    try:
+        await asyncio.wait_for(check(), NO_RESPONDERS_CHECK_S)
+    except MLBuffetError as exc:
+        if exc.status >= 500:
+            log.debug("no-responders check failed: %s", exc.message)
+            return
+        raise
+    except (TimeoutError, nats.errors.Error):
+        log.debug("no-responders check did not answer in %s s", NO_RESPONDERS_CHECK_S)
 
 
 class Send(Enum):
