@@ -24,6 +24,7 @@ from mlbuffet.config import (
     env_int,
     nats_config_from,
 )
+from mlbuffet.hedging import add_hedge_arguments, hedge_config_from
 from mlbuffet.nodes import new_node_id
 from mlbuffet.runner import StartupError, announce, run_role
 
@@ -51,6 +52,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         default=env_float(environ, "REQUEST_TIMEOUT", 30.0),
         help="deadline of an inference request (default %(default)s)",
     )
+    add_hedge_arguments(parser, environ)
     parser.add_argument(
         "--max-request-timeout",
         type=float,
@@ -97,6 +99,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         request_timeout_s=args.request_timeout,
         max_request_timeout_s=args.max_request_timeout,
         max_inferences=args.max_inferences,
+        hedging=hedge_config_from(args),
         max_upload_bytes=args.max_upload_mib * MIB,
         max_request_bytes=args.max_request_mib * MIB,
         drain_timeout_s=args.drain_timeout,

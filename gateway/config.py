@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlbuffet.apikeys import KeyRing, auth_summary, refuse_open_listen
 from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval, is_loopback
+from mlbuffet.hedging import HedgeConfig
 
 MIB = 1024 * 1024
 
@@ -24,6 +25,8 @@ class GatewayConfig:
     """Cap of the deadline a request asks for with the Mlbuffet-Timeout header."""
     max_inferences: int = 1024
     """Inference requests served at once; more are refused at once (503, Retry-After)."""
+    hedging: HedgeConfig = field(default_factory=HedgeConfig)
+    """When an inference request with no answer (or a 503) is sent to a host again."""
     no_responders_wait_s: float = 3.0
     """How long a prediction waits for a modelhost to take a model that none serves yet."""
     max_upload_bytes: int = 512 * MIB

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import nats.errors
@@ -18,8 +18,11 @@ from aiohttp import web
 from nats.aio.client import Client
 
 from gateway.config import GatewayConfig
+from gateway.hedge_metrics import HedgeMetrics
+from gateway.http_metrics import HTTP_METRICS
 from mlbuffet import nats_request
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.hedging import Hedging
 from mlbuffet.nats_request import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
@@ -51,8 +54,15 @@ class Mesh:
     inspector: ModelInspector
     node_id: str
     config: GatewayConfig
+    hedging: Hedging = field(init=False)
+    """Inference requests a host leaves unanswered (or refuses) go out again; see mlbuffet.hedging."""
 
-    async def request(self, subject: str, payload: bytes, deadline: float) -> bytes:
+    def __post_init__(self) -> None:
+        self.hedging = Hedging(self.config.hedging)
+
+    async def request(
+        self, subject: str, payload: bytes, deadline: float, hedging: Hedging | None = None
+    ) -> bytes:
         """One request/reply before `deadline` (Unix time), with NATS errors mapped.
 
         No responders is retried until the deadline, at most `no_responders_wait_s`:
@@ -65,12 +75,14 @@ class Mesh:
             deadline,
             no_responders_wait_s=self.config.no_responders_wait_s,
             who="the gateway",
+            hedging=hedging,
         )
 
     async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResponse:
+        """Inference is idempotent: a request whose host dies or refuses is hedged/retried."""
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         data = await self.request(
-            subjects.infer(request.model, request.version), pack(request), deadline
+            subjects.infer(request.model, request.version), pack(request), deadline, self.hedging
         )
         return unpack(data, InferResponse.from_dict)
 
@@ -132,7 +144,8 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
         registry, _ = await Registry.open(nc.jetstream(), replicas=config.registry_replicas)
         view = RegistryView(registry)
         await view.start()
-        app[MESH] = Mesh(nc, registry, view, inspector, node_id, config)
+        app[MESH] = mesh = Mesh(nc, registry, view, inspector, node_id, config)
+        app[HTTP_METRICS].registry.register(HedgeMetrics(mesh.hedging.counts))
         yield
         await view.stop()
     finally:

@@ -12,10 +12,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from enum import Enum
+from http import HTTPStatus
 
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
+from mlbuffet.hedging import Hedging
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -25,12 +29,17 @@ from mlbuffet.protocol.errors import (
     ServiceUnavailableError,
 )
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import ModelEvent, pack
+from mlbuffet.protocol.messages import ModelEvent, error_status, pack
+from mlbuffet.reply_inbox import ReplyInbox, is_no_responders
 
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_WAIT_S = 0.05
 RETRY_MAX_WAIT_S = 0.5
+NO_RESPONDERS_CHECK_S = 1.0
+"""How long the first no-responders check (does the model exist?) may take."""
+
+SERVICE_UNAVAILABLE = HTTPStatus.SERVICE_UNAVAILABLE.value
 
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     nats.errors.ConnectionClosedError,
@@ -76,6 +85,7 @@ async def request(
     who: str,
     headers: Mapping[str, str] | None = None,
     on_no_responders: Callable[[], Awaitable[None]] | None = None,
+    hedging: Hedging | None = None,
 ) -> bytes:
     """One request/reply before `deadline` (Unix time), with NATS errors mapped.
 
@@ -84,28 +94,30 @@ async def request(
     `who` names the caller in the message of a lost connection ("the gateway").
     `on_no_responders` runs once, at the first no responders, to raise at once
     what waiting cannot fix (the client checks that the model exists: 404).
+    With `hedging` (only for requests that are safe to run twice, as inference
+    is) a request that has no answer within the hedge delay, or is answered
+    503, is sent again: see HedgedRequest.
     """
     check_payload(nc, payload)
-    give_up_waiting = time.monotonic() + no_responders_wait_s
-    wait = RETRY_FIRST_WAIT_S
+    all_headers = {**deadline_header(deadline), **(headers or {})}
+    waiting = NoRespondersWait(time.monotonic() + no_responders_wait_s, on_no_responders)
+    if hedging is not None and hedging.config.enabled:
+        time_left = deadline - time.time()
+        if time_left <= 0:
+            raise DeadlineExceededError("no answer before the request's deadline")
+        end = time.monotonic() + time_left
+        return await HedgedRequest(nc, subject, payload, all_headers, end, hedging, who).run(
+            waiting
+        )
     while True:
         timeout = deadline - time.time()
         if timeout <= 0:
             raise DeadlineExceededError("no answer before the request's deadline")
         try:
-            msg = await nc.request(
-                subject,
-                payload,
-                timeout=timeout,
-                headers={**deadline_header(deadline), **(headers or {})},
-            )
+            msg = await nc.request(subject, payload, timeout=timeout, headers=all_headers)
             return msg.data
         except nats.errors.NoRespondersError:
-            if on_no_responders is not None:
-                await on_no_responders()
-                on_no_responders = None
-            if time.monotonic() + wait > give_up_waiting or deadline - time.time() < wait:
-                raise no_modelhost() from None
+            wait = await waiting.next_wait(timeout)
         except nats.errors.TimeoutError:
             raise DeadlineExceededError(
                 f"no answer from a modelhost within {timeout:.1f} s"
@@ -113,7 +125,224 @@ async def request(
         except CONNECTION_ERRORS:
             raise lost_connection(who) from None
         await asyncio.sleep(wait)
-        wait = min(wait * 2, RETRY_MAX_WAIT_S)
+
+
+class NoRespondersWait:
+    """The back-off after "no responders": short waits for a host to take the model, bounded."""
+
+    def __init__(self, give_up_at: float, on_first: Callable[[], Awaitable[None]] | None) -> None:
+        self._give_up_at = give_up_at
+        self._on_first = on_first
+        self._wait = RETRY_FIRST_WAIT_S
+
+    async def next_wait(self, time_left_s: float) -> float:
+        """Seconds to wait before asking again; ModelNotReadyError (503) once waiting is over."""
+        if self._on_first is not None:
+            on_first, self._on_first = self._on_first, None
+            await check_quickly(on_first)
+        wait = self._wait
+        if time.monotonic() + wait > self._give_up_at or time_left_s < wait:
+            raise no_modelhost()
+        self._wait = min(wait * 2, RETRY_MAX_WAIT_S)
+        return wait
+
+
+async def check_quickly(check: Callable[[], Awaitable[None]]) -> None:
+    """Run `check`, raising only what it says of the request (a 404): not its own failures.
+
+    The client's check reads the registry; right after a NATS node dies JetStream
+    may not answer for seconds, and the request must not wait for it, or fail of it.
+    """
+    try:
+        await asyncio.wait_for(check(), NO_RESPONDERS_CHECK_S)
+    except MLBuffetError as exc:
+        if exc.status >= 500:
+            log.debug("no-responders check failed: %s", exc.message)
+            return
+        raise
+    except (TimeoutError, nats.errors.Error):
+        log.debug("no-responders check did not answer in %s s", NO_RESPONDERS_CHECK_S)
+
+
+class Send(Enum):
+    """Why a copy of a request goes out."""
+
+    HEDGE = "hedge"
+    """No answer within the hedge delay (the host may be dead): counts, takes a budget token."""
+    RETRY = "retry"
+    """A host answered 503 (overloaded, not ready): counts, takes a budget token."""
+    RESEND = "resend"
+    """No responders: no host saw the last copy; free, paced by NoRespondersWait."""
+
+
+class HedgedRequest:
+    """One inference request, sent again when its host is silent or refuses; first answer wins.
+
+    Every copy has its own reply token on the connection's ReplyInbox and
+    stays outstanding until the request ends, so a late answer to the first
+    copy wins if it comes first. The common case, an answer within the hedge
+    delay, costs what nc.request costs: one publish, one timer, one wake-up.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        end: float,
+        hedging: Hedging,
+        who: str,
+    ) -> None:
+        self.inbox = ReplyInbox.of(nc)
+        self.subject = subject
+        self.payload = payload
+        self.headers = headers
+        self.end = end
+        """Monotonic time of the deadline."""
+        self.hedging = hedging
+        self.who = who
+        self.tracker = hedging.tracker(subject)
+        self.outstanding: dict[str, float] = {}
+        """Token -> monotonic time sent, of every copy not answered yet."""
+        self.arrived: list[tuple[str, Msg]] = []
+        self.hedges: set[str] = set()
+        """Tokens of the copies sent as hedges (a win of one is a hedge win)."""
+        self._waiter: asyncio.Future[None] | None = None
+        self.attempts = 0
+        """Copies that reached, or may have reached, a host."""
+        self.next_send: float | None = None
+        self.next_kind = Send.HEDGE
+        self.retried = False
+        self.refusal: bytes | None = None
+        """A 503 answer, returned if no better one comes."""
+        self.error: MLBuffetError | None = None
+
+    def deliver(self, token: str, msg: Msg) -> None:
+        """A reply to one of our copies (called by the inbox)."""
+        self.arrived.append((token, msg))
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def run(self, waiting: NoRespondersWait) -> bytes:
+        self.hedging.counts.requests += 1
+        self.hedging.budget.deposit()
+        self.attempts = 1
+        started = time.monotonic()
+        await self._send(started)
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= self.end:
+                    raise self.error or DeadlineExceededError(
+                        f"no answer from a modelhost within {self.end - started:.1f} s"
+                    )
+                if self.next_send is not None and now >= self.next_send:
+                    await self._send_due(now)
+                    continue
+                if not self.outstanding:
+                    if self.next_send is None:
+                        if self.refusal is not None:
+                            return self.refusal
+                        raise self.error or no_modelhost()
+                    await asyncio.sleep(self.next_send - now)
+                    continue
+                until = self.end if self.next_send is None else min(self.next_send, self.end)
+                await self._wait(until - now)
+                while self.arrived:
+                    token, msg = self.arrived.pop(0)
+                    sent = self.outstanding.pop(token, None)
+                    if sent is None:
+                        continue
+                    answer = await self._take(msg, sent, waiting)
+                    if answer is not None:
+                        if token in self.hedges:
+                            self.hedging.counts.hedge_wins += 1
+                        return answer
+        finally:
+            for token in self.outstanding:
+                self.inbox.forget(token)
+
+    async def _wait(self, timeout_s: float) -> None:
+        """Until a reply arrives or `timeout_s` has passed."""
+        if self.arrived:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    async def _send(self, now: float) -> str:
+        try:
+            token = await self.inbox.send(self, self.subject, self.payload, self.headers)
+        except CONNECTION_ERRORS:
+            raise lost_connection(self.who) from None
+        self.outstanding[token] = now
+        self._plan(Send.HEDGE, now + self.tracker.delay_s)
+        return token
+
+    def _plan(self, kind: Send, at: float) -> None:
+        if kind is not Send.RESEND and self.attempts >= self.hedging.config.max_attempts:
+            self.next_send = None
+        else:
+            self.next_kind, self.next_send = kind, at
+
+    async def _send_due(self, now: float) -> None:
+        kind = self.next_kind
+        if kind is not Send.RESEND:
+            if not self.hedging.budget.withdraw():
+                self.hedging.counts.refused += 1
+                log.debug("retry budget spent: no %s of %s", kind.value, self.subject)
+                self.next_send = None
+                return
+            if kind is Send.HEDGE:
+                self.hedging.counts.hedged += 1
+            else:
+                self.hedging.counts.retried += 1
+        self.attempts += 1
+        token = await self._send(now)
+        if kind is Send.HEDGE:
+            self.hedges.add(token)
+
+    async def _take(self, msg: Msg, sent: float, waiting: NoRespondersWait) -> bytes | None:
+        """The payload if `msg` is the answer; else plan what comes next."""
+        if is_no_responders(msg):
+            # No host has the subject right now (a dead host's interest is gone and
+            # the other has not taken the model yet): no host saw this copy.
+            self.attempts -= 1
+            try:
+                wait = await waiting.next_wait(self.end - time.monotonic())
+            except MLBuffetError as exc:
+                if not self.outstanding:
+                    raise
+                self.error, self.next_send = exc, None
+                return None
+            self._plan(Send.RESEND, time.monotonic() + wait)
+            return None
+        status = error_status(msg.data)
+        if status is None:
+            self.tracker.record(time.monotonic() - sent)
+            return msg.data
+        if status != SERVICE_UNAVAILABLE:
+            return msg.data  # a 4xx or 500 would be the same on any host
+        # "Not now" from a host that is overloaded or not ready: another may take it, once.
+        self.refusal = msg.data
+        if self.outstanding:
+            return None
+        if self.retried or self.attempts >= self.hedging.config.max_attempts:
+            return msg.data
+        self.retried = True
+        self._plan(Send.RETRY, time.monotonic())
+        return None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def mesh_error(exc: BaseException, who: str) -> MLBuffetError | None:

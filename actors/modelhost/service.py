@@ -26,6 +26,7 @@ from nats.aio.subscription import Subscription
 from actors.base import Actor
 from actors.modelhost.batching import Batcher, Computed, RequestExpired
 from actors.modelhost.config import ModelhostConfig
+from actors.modelhost.loading import read_model
 from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings, to_output
 from actors.modelhost.stats import HostStats
 from mlbuffet.heartbeat import NodeLoad
@@ -254,7 +255,12 @@ class ModelhostService(Actor):
         try:
             assert self.registry is not None
             started = time.perf_counter()
-            data = await self.registry.read(name, record.version)
+            data = await read_model(
+                self.registry,
+                name,
+                record.version,
+                still_wanted=lambda: self._state not in ("draining", "stopped"),
+            )
             loop = asyncio.get_running_loop()
             runtime = await loop.run_in_executor(
                 self._loader,

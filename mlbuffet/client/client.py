@@ -32,6 +32,7 @@ from mlbuffet.client.results import (
 from mlbuffet.client.training import ExtraFile, FileInput, stage_files
 from mlbuffet.config import DEFAULT_NATS_URL, NatsConfig, split_urls
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.hedging import HedgeConfig, Hedging
 from mlbuffet.nodes import new_node_id
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
@@ -91,9 +92,16 @@ class Client:
         no_responders_wait: float = NO_RESPONDERS_WAIT_S,
         node_id: str | None = None,
         owns_connection: bool = False,
+        hedging: HedgeConfig | None = None,
     ) -> None:
-        """Wrap a connected nats-py client; `owns_connection` makes close() close it too."""
+        """Wrap a connected nats-py client; `owns_connection` makes close() close it too.
+
+        `hedging` says when an inference request that has no answer (its modelhost
+        may have died) or is answered 503 goes out again; HedgeConfig() by default,
+        HedgeConfig(enabled=False) sends each request once.
+        """
         self.nc = nc
+        self.hedging = Hedging(hedging or HedgeConfig())
         self.timeout = timeout
         self.no_responders_wait = no_responders_wait
         self.node_id = node_id or new_node_id("client")
@@ -146,7 +154,9 @@ class Client:
     async def from_config(cls, config: NatsConfig, **options: Any) -> Client:
         """Connect with a NatsConfig (as `--nats` and its flags build one)."""
         settings = {
-            key: options.pop(key) for key in ("timeout", "no_responders_wait") if key in options
+            key: options.pop(key)
+            for key in ("timeout", "no_responders_wait", "hedging")
+            if key in options
         }
         node_id = new_node_id("client")
         name = options.pop("name", node_id)
@@ -203,6 +213,7 @@ class Client:
             no_responders_wait_s=self.no_responders_wait,
             who=WHO,
             on_no_responders=lambda: self._check_exists(name, pinned),
+            hedging=self.hedging,
         )
         return InferResult(unpack(reply, InferResponse.from_dict))
 

@@ -477,6 +477,22 @@ def pack_error(error: MLBuffetError) -> bytes:
     return packed
 
 
+_ERROR_PREFIX = b"\x82" + msgpack.packb("type") + msgpack.packb("mlbuffet.error.v1")
+"""How every error reply from pack_error starts: a reply is told from a result in O(1)."""
+
+
+def error_status(payload: bytes) -> int | None:
+    """The HTTP status of an error reply made by pack_error; None for any other payload."""
+    if not payload.startswith(_ERROR_PREFIX):
+        return None
+    try:
+        error = msgpack.unpackb(payload, raw=False).get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+    except Exception:  # not ours after all: let unpack say what is wrong with it
+        return None
+    return code if isinstance(code, int) else None
+
+
 def unpack_map(payload: bytes) -> dict[Any, Any]:
     """Decode a msgpack map, turning every kind of malformed input into a BadRequestError."""
     try:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,26 +14,7 @@ import pytest
 from mlbuffet.natsserver import NatsServer
 from mlbuffet.protocol.errors import MLBuffetError
 from tests.actors.conftest import added, adder_input, infer
-
-REPO = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 30
-
-
-class ModelhostProcess:
-    def __init__(self, process: asyncio.subprocess.Process, node_id: str) -> None:
-        self.process = process
-        self.node_id = node_id
-
-    async def stop(self) -> int:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        return self.process.returncode
+from tests.modelhost_processes import ModelhostProcess, start_modelhost_process
 
 
 @pytest.fixture
@@ -43,19 +22,9 @@ async def spawn(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator:
     started: list[ModelhostProcess] = []
 
     async def start(node_id: str) -> ModelhostProcess:
-        log = (tmp_path / f"{node_id}.log").open("wb")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mlbuffet", "modelhost",
-            "--nats", nats_server.url, "--node-id", node_id, "--workers", "1",
-            cwd=REPO, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=log,
-        )  # fmt: skip
-        log.close()
-        host = ModelhostProcess(process, node_id)
+        assert nats_server.url is not None
+        host = await start_modelhost_process(nats_server.url, node_id, tmp_path)
         started.append(host)
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), READY_TIMEOUT_S)
-        assert f"modelhost {node_id} ready" in line.decode(), line
         return host
 
     yield start

@@ -111,9 +111,8 @@ def test_a_killed_modelhost_is_restarted_while_the_other_keeps_serving(start_up:
     assert probe and all(r.ok for r in probe)
     assert survivor_node in {r.node for r in probe}
     assert {r.node for r in probe} <= {survivor_node, fresh_node}
-    # Only requests handed to the killed host can be lost: at most one per client.
-    assert len(failed) <= CLIENTS
-    assert all(r.started < killed_at + INTEREST_GONE_S for r in failed)
+    # Requests handed to the killed host get no answer: the gateway hedges them to the other.
+    assert failed == []
     assert {r.node for r in after if r.ok} == {fresh_node, survivor_node}
     echoed = ok("POST", f"{up.rest}/api/test/sendtomodelhost", {"data": list(range(40))})
     assert {item["node"] for item in echoed["results"]} == {fresh_node, survivor_node}
