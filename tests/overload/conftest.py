@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from mlbuffet.natsserver import NatsServer
-from tests.actors.test_modelhost_processes import ModelhostProcess
 from tests.gateway.conftest import make_gateway  # noqa: F401 (a fixture for these tests too)
+from tests.modelhost_processes import ModelhostProcess
 from tests.onnx_models import spin
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,14 +43,14 @@ async def start_role(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[S
 
     async def start(role: str, *args: str, ready: str) -> RoleProcess:
         assert nats_server.url is not None
-        log = (tmp_path / f"{role}-{len(started)}.log").open("wb")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mlbuffet", role, "--nats", nats_server.url, *args,
-            cwd=REPO, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=log,
-        )  # fmt: skip
-        log.close()
-        role_process = RoleProcess(process, role)
+        log_path = tmp_path / f"{role}-{len(started)}.log"
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "mlbuffet", role, "--nats", nats_server.url, *args,
+                cwd=REPO, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=log,
+            )  # fmt: skip
+        role_process = RoleProcess(process, role, log_path)
         started.append(role_process)
         assert process.stdout is not None
         async with asyncio.timeout(READY_TIMEOUT_S):
