@@ -129,7 +129,11 @@ SUCCESS: dict[str, tuple[str, dict[str, str]]] = {
     "GET /help": ("200", {TEXT: "text"}),
     "GET /metrics": ("200", {TEXT: "text"}),
     "GET /dashboard": ("200", {"text/html": "text"}),
-    "GET /dashboard/{file}": ("200", {"text/javascript": "text", "text/css": "text"}),
+    # dashboard.html, dashboard.js or dashboard.css: the page is served under its own name too.
+    "GET /dashboard/{file}": (
+        "200",
+        {"text/html": "text", "text/javascript": "text", "text/css": "text"},
+    ),
     "GET /api/v1/events": ("200", {"text/event-stream": "text"}),
     "GET /api/v1/models/{ref}/download": ("200", {BINARY: "text"}),
     "GET /api/v1/train/{job}/logs": ("200", {TEXT: "text"}),
