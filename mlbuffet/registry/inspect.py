@@ -34,6 +34,12 @@ CHECK_MEMORY_BYTES = 8 << 30
 allocate more fails to load (a 422) instead of pushing the machine into the OOM killer."""
 CHECK_TIMEOUT_S = 300.0
 """Wall-clock limit of loading one file; the worker is killed after it."""
+FIRST_TRY_BASE_S = 30.0
+FIRST_TRY_BYTES_PER_S = 10 << 20
+"""The first try of a file gets 30 s plus 1 s per 10 MiB (at most CHECK_TIMEOUT_S). A worker
+stuck past that on a file of that size is more likely wedged than busy (once, in CI, one sat
+on a 1 KB model for minutes): the file gets a second try, in a fresh worker, with the whole
+CHECK_TIMEOUT_S, so a big model that is merely slow is never refused for it."""
 MAX_DECLARED_ELEMENTS = 1 << 30
 """Largest fixed-size input or output a model may declare: 4 GiB of float32, past anything a
 request or reply can carry. A bigger one is a hostile file (the modelhost's warm-up would
@@ -147,22 +153,32 @@ class ModelInspector:
             sha256, size = await loop.run_in_executor(None, sha256_of, path)
         assert sha256 is not None and size is not None
         async with self._lock:
-            # A worker that died (killed, out of memory) while idle or on this
-            # file breaks the pool either way; only a file that kills a fresh
-            # worker a second time is the file's fault.
+            # A worker that died (killed, out of memory) or hung while idle or on
+            # this file is replaced either way; only a file that kills or outlasts
+            # a fresh worker a second time is the file's fault.
             for attempt in range(WORKER_ATTEMPTS):
+                last = attempt + 1 == WORKER_ATTEMPTS
+                timeout_s = self.timeout_s if last else self.first_try_timeout(size)
                 try:
                     checked = await asyncio.wait_for(
                         loop.run_in_executor(self._executor(), _check, os.fspath(path)),
-                        self.timeout_s,
+                        timeout_s,
                     )
                     break
                 except TimeoutError:
                     self._kill_workers()
-                    raise UnprocessableError(
-                        f"onnxruntime took over {self.timeout_s:g} s to load the file; "
-                        "it is not a usable ONNX model"
-                    ) from None
+                    if last:
+                        raise UnprocessableError(
+                            f"onnxruntime took over {timeout_s:g} s to load the file; "
+                            "it is not a usable ONNX model"
+                        ) from None
+                    log.warning(
+                        "the inspection worker took over %.0f s on %s (%d bytes); "
+                        "trying again in a new one",
+                        timeout_s,
+                        path.name,
+                        size,
+                    )
                 except BrokenProcessPool:
                     self.close()
                     if attempt + 1 == WORKER_ATTEMPTS:
@@ -181,6 +197,9 @@ class ModelInspector:
             description=checked.description,
             library=checked.library,
         )
+
+    def first_try_timeout(self, size: int) -> float:
+        return min(self.timeout_s, FIRST_TRY_BASE_S + size / FIRST_TRY_BYTES_PER_S)
 
     def _kill_workers(self) -> None:
         """Stop a load that is stuck: shutting a pool down never interrupts a running task."""
