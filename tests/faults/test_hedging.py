@@ -83,8 +83,11 @@ async def test_requests_with_a_host_that_died_are_hedged_to_the_other_and_answer
         await close_quietly(dying)
     print(f"\n{taken} of 20 requests went to a host that died: {hedging.counts.as_dict()}")
     assert replies == [b"ok"] * 20
+    # Every request the dead host took was answered by a copy; on a loaded
+    # machine a slow answer from the live host can also be overtaken by its
+    # own copy, so there may be more hedge wins than requests lost.
     assert hedging.counts.hedged >= taken
-    assert hedging.counts.hedge_wins == taken
+    assert hedging.counts.hedge_wins >= taken
 
 
 async def test_an_answer_to_the_first_send_still_wins_after_a_hedge(nc: Client):
@@ -94,7 +97,7 @@ async def test_an_answer_to_the_first_send_still_wins_after_a_hedge(nc: Client):
         nonlocal calls
         calls += 1
         if calls == 1:
-            await asyncio.sleep(0.2)  # slower than the hedge delay, faster than the copy
+            await asyncio.sleep(0.6)  # far slower than the hedge delay (0.05 s), within the deadline
             await msg.respond(b"first")
 
     await respond(nc, slow_then_silent)
