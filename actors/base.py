@@ -25,7 +25,7 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.connection import NatsUnavailableError, close_quietly, connect, while_connected
 from mlbuffet.runner import StartupError, announce
 
 log = logging.getLogger(__name__)
@@ -190,17 +190,15 @@ class Actor:
         self._state = "draining"
         subs, self._subscriptions = self._subscriptions, []
         started = asyncio.get_running_loop().time()
-        if self.nc.is_connected:
-            # Draining needs the server (a flush per subscription): bounded, in
-            # case NATS goes away at the same moment we do.
-            try:
-                await asyncio.wait_for(
-                    asyncio.gather(*(self._drain_one(s) for s in subs)), timeout_s
-                )
-            except TimeoutError:
-                log.warning(
-                    "%s %s: subscriptions did not drain in %ss", self.role, self.node_id, timeout_s
-                )
+        # Draining needs the server (a flush per subscription): bounded, and
+        # given up at once if NATS goes away at the same moment we do.
+        drained = await while_connected(
+            self.nc, asyncio.gather(*(self._drain_one(s) for s in subs)), timeout_s
+        )
+        if not drained and self.nc.is_connected:
+            log.warning(
+                "%s %s: subscriptions did not drain in %ss", self.role, self.node_id, timeout_s
+            )
         left = max(0.0, timeout_s - (asyncio.get_running_loop().time() - started))
         if not await self.tasks.wait(left):
             log.warning(

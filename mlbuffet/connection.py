@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import ssl
+from collections.abc import Awaitable
 
 import nats
 from nats.aio.client import Client
@@ -105,6 +106,36 @@ async def connect(config: NatsConfig, name: str, **overrides: object) -> Client:
     return nc
 
 
+CONNECTION_CHECK_S = 0.1
+
+
+async def while_connected(nc: Client, work: Awaitable[object], timeout_s: float) -> bool:
+    """Await `work` for up to `timeout_s`, giving up as soon as `nc` has no server.
+
+    A drain waits on the server (a flush per subscription); when NATS goes
+    away at the moment a role stops (`mlbuffet up` killed takes nats-server
+    with it), nothing can answer, and waiting out the whole drain timeout
+    only delays the exit. True if `work` finished; otherwise it is cancelled.
+    Its errors are raised.
+    """
+    task = asyncio.ensure_future(work)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    try:
+        while not task.done():
+            left_s = deadline - asyncio.get_running_loop().time()
+            if left_s <= 0 or not nc.is_connected:
+                return False
+            await asyncio.wait({task}, timeout=min(CONNECTION_CHECK_S, left_s))
+        task.result()
+        return True
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=CONNECTION_CHECK_S)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: work given up on has nothing more to say
+
+
 async def close_quietly(nc: Client) -> None:
     """Drain and close `nc` (flush what is published), within DRAIN_TIMEOUT_S; never raises.
 
@@ -114,10 +145,12 @@ async def close_quietly(nc: Client) -> None:
         return
     if nc.is_connected:
         try:
-            await asyncio.wait_for(nc.drain(), DRAIN_TIMEOUT_S + 1)
-            return
+            if await while_connected(nc, nc.drain(), DRAIN_TIMEOUT_S + 1):
+                return
         except Exception:
             log.debug("NATS drain failed", exc_info=True)
+    if nc.is_closed:
+        return
     try:
         await nc.close()
     except Exception:

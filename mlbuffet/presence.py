@@ -21,6 +21,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointStats, Service, ServiceConfig
 
+from mlbuffet.connection import while_connected
 from mlbuffet.heartbeat import (
     DEFAULT_INTERVAL_S,
     HeartbeatPublisher,
@@ -31,6 +32,8 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.messages import pack
 
 log = logging.getLogger(__name__)
+
+SERVICE_STOP_TIMEOUT_S = 10.0
 
 DESCRIPTIONS = {
     "gateway": "MLBuffet REST gateway: HTTP in, inference requests out on NATS",
@@ -93,7 +96,9 @@ class Presence:
         service, self.service = self.service, None
         if service is not None:
             try:
-                await service.stop()
+                # Stopping drains the endpoints: the server must answer, so
+                # give up at once if NATS is going away with us.
+                await while_connected(self.nc, service.stop(), SERVICE_STOP_TIMEOUT_S)
             except Exception:
                 log.debug("micro service of %s did not stop cleanly", self.node_id, exc_info=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -41,10 +42,56 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+SHUTDOWN_GRACE_S = 5.0
+"""How long the tasks left when a role's main returns get to end once cancelled."""
+
+
+async def cancel_the_rest(grace_s: float = SHUTDOWN_GRACE_S) -> set[asyncio.Task[Any]]:
+    """Cancel every other task, again and again, until all have ended or `grace_s` is up.
+
+    asyncio.Runner cancels what is left once and waits without bound. That
+    hung a modelhost forever when NATS went away as it stopped: on Python
+    3.11, wait_for can swallow a cancellation that races its inner future,
+    and nats-py's reconnect task, told to reconnect forever, then kept
+    retrying the dead server. A task cancelled again at its next await ends.
+    Returns the tasks that still would not.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    while rest := asyncio.all_tasks() - {asyncio.current_task()}:
+        left_s = deadline - loop.time()
+        if left_s <= 0:
+            return rest
+        for task in rest:
+            task.cancel()
+        await asyncio.wait(rest, timeout=min(0.1, left_s))
+    return set()
+
+
 def run(main: Coroutine[Any, Any, Any]) -> Any:
-    """asyncio.run on the fastest event loop available; every role runs through here."""
+    """asyncio.run on the fastest event loop available; every role runs through here.
+
+    When `main` returns, what it left running is cancelled within
+    SHUTDOWN_GRACE_S; a task that survives even that is reported and the
+    process ends without it, so a stopped role never lingers as an orphan.
+    """
+
+    async def main_then_the_rest() -> Any:
+        try:
+            return await main
+        finally:
+            if stuck := await cancel_the_rest():
+                logging.getLogger(__name__).error(
+                    "tasks still running %ss after the end, exiting without them: %s",
+                    SHUTDOWN_GRACE_S,
+                    ", ".join(sorted(repr(task.get_coro()) for task in stuck)),
+                )
+                logging.shutdown()
+                sys.stdout.flush()
+                os._exit(1)
+
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(main)
+        return runner.run(main_then_the_rest())
 
 
 def run_until_signalled(serve: Callable[[asyncio.Event], Awaitable[int]]) -> int:

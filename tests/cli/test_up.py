@@ -24,7 +24,8 @@ FIRST_PREDICTION_BOUND_S = 30.0
 """A bound that says `up` works, not a speed target: that lives in `python -m bench`
 (3 s). A 2-core machine running the suite in parallel starts up to 16 s slower."""
 
-ORPHAN_BOUND_S = 45.0
+ORPHAN_BOUND_S = 15.0
+"""About a second here; the margin is for a loaded 2-core machine, not for a drain."""
 
 
 def test_up_serves_a_first_prediction_on_the_sample_iris(start_up: StartUp) -> None:
@@ -80,8 +81,10 @@ def test_sigkill_of_up_leaves_no_orphans(start_up: StartUp) -> None:
     up.signal(signal.SIGKILL)
     up.wait()
     # The kernel SIGTERMs every child (PR_SET_PDEATHSIG); nats-server goes at the same moment,
-    # so a child's drain may wait for nats-py's flush timeout (10 s) before it exits.
+    # and a drain with no server to drain to is given up at once.
+    killed_at = time.monotonic()
     wait_gone(children, ORPHAN_BOUND_S, "children of a SIGKILLed up")
+    print(f"\nchildren of a SIGKILLed up gone {time.monotonic() - killed_at:.2f}s after the kill")
 
 
 @pytest.fixture
