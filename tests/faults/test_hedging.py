@@ -97,7 +97,8 @@ async def test_an_answer_to_the_first_send_still_wins_after_a_hedge(nc: Client):
         nonlocal calls
         calls += 1
         if calls == 1:
-            await asyncio.sleep(0.6)  # far slower than the hedge delay (0.05 s), within the deadline
+            # Far slower than the hedge delay (0.05 s), within the deadline.
+            await asyncio.sleep(0.6)
             await msg.respond(b"first")
 
     await respond(nc, slow_then_silent)
