@@ -25,7 +25,13 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect, while_connected
+from mlbuffet.connection import (
+    NatsUnavailableError,
+    close_quietly,
+    connect,
+    flush_subscriptions,
+    while_connected,
+)
 from mlbuffet.runner import StartupError, announce
 
 log = logging.getLogger(__name__)
@@ -159,7 +165,7 @@ class Actor:
         sub = await self.nc.subscribe(subject, queue=queue, **kwargs)
         self._subscriptions.append(sub)
         # Only once the server has the interest may we say we serve the subject.
-        await self.nc.flush()
+        await flush_subscriptions(self.nc)
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:

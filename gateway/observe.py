@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 
 from gateway.http_metrics import HTTP_METRICS
 from gateway.service import CONFIG, MESH
+from mlbuffet.connection import flush_subscriptions
 from mlbuffet.heartbeat import NodeLoad
 from mlbuffet.presence import Presence
 from mlbuffet.protocol import subjects
@@ -97,7 +98,7 @@ class EventFeeds:
 
         try:
             sub = await nc.subscribe(subjects.all_events(), cb=on_event)
-            await nc.flush()
+            await flush_subscriptions(nc)
         except nats.errors.Error:
             raise ServiceUnavailableError(
                 "the gateway has lost its NATS connection; retry"

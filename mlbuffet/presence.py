@@ -21,7 +21,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointStats, Service, ServiceConfig
 
-from mlbuffet.connection import while_connected
+from mlbuffet.connection import flush_subscriptions, while_connected
 from mlbuffet.heartbeat import (
     DEFAULT_INTERVAL_S,
     HeartbeatPublisher,
@@ -89,7 +89,7 @@ class Presence:
             metadata={"node": self.node_id},
         )
         # nats.micro subscribes without a flush: make sure the server knows before we say ready.
-        await self.nc.flush()
+        await flush_subscriptions(self.nc)
 
     async def stop(self) -> None:
         await self.heartbeat.stop()

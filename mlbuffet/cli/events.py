@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 
 from mlbuffet.cli.watch import WatchConfig, watch_parser
 from mlbuffet.config import nats_config_from
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.connection import NatsUnavailableError, close_quietly, connect, flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
 from mlbuffet.protocol.messages import unpack_map
@@ -71,7 +71,7 @@ async def follow(config: WatchConfig, stop: asyncio.Event) -> int:
 
     try:
         await nc.subscribe(subjects.all_events(), cb=on_event)
-        await nc.flush()
+        await flush_subscriptions(nc)
         print(f"following {subjects.all_events()} (Ctrl-C stops)", file=sys.stderr, flush=True)
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(done.wait())]
         try:

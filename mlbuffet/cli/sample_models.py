@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from mlbuffet.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
 from mlbuffet.protocol.messages import ModelEvent, unpack
@@ -70,7 +71,7 @@ class LoadTracker:
 
     async def start(self, nc: Client) -> None:
         self._subscription = await nc.subscribe(subjects.model_events("*"), cb=self._on_event)
-        await nc.flush()
+        await flush_subscriptions(nc)
 
     def note(self, node: str, models: set[str]) -> None:
         """Record what a host says it serves (its ready line)."""
