@@ -89,6 +89,11 @@ class ClusterCollector(Collector):
             "Requests being served right now (in flight on the node)",
             labels=NODE_LABELS,
         )
+        queued = GaugeMetricFamily(
+            "mlbuffet_inference_queued_requests",
+            "Requests a modelhost holds undecoded, waiting for a place in flight (--max-queued)",
+            labels=NODE_LABELS,
+        )
         for state in self.view.nodes.values():
             labels = [state.beat.node, state.beat.role]
             up.add_metric(labels, 1.0 if state.up else 0.0)
@@ -98,7 +103,9 @@ class ClusterCollector(Collector):
             rss.add_metric(labels, float(state.beat.rss_bytes))
             models.add_metric(labels, float(len(state.beat.models)))
             pending.add_metric(labels, float(state.beat.in_flight))
-        yield from (up, cpu, rss, models, pending)
+            if "queued" in state.beat.counters:
+                queued.add_metric(labels, _number(state.beat.counters["queued"]))
+        yield from (up, cpu, rss, models, pending, queued)
 
     def _inference(self) -> Iterator[Metric]:
         success = CounterMetricFamily(

@@ -139,8 +139,8 @@ class ModelhostService(Actor):
         self._loader.shutdown(wait=False, cancel_futures=True)
 
     def heartbeat_load(self) -> NodeLoad:
-        """What this host's heartbeat says: versions loaded, requests in flight, stats since start."""
-        counters = self.stats.to_dict()
+        """What this host's heartbeat says: versions loaded, requests in flight and queued, stats."""
+        counters = {**self.stats.to_dict(), "queued": self.tasks.queued}
         loaded = [
             LoadedModel(name, version)
             for name, served in self.served.items()

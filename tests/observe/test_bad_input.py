@@ -77,6 +77,24 @@ async def test_the_metrics_actor_ignores_bad_heartbeats_and_keeps_serving(nc, st
     assert value(samples, "mlbuffet_node_up", node="n1") == 1
 
 
+async def test_a_modelhosts_queue_is_a_gauge_and_junk_in_it_counts_as_0(nc, start_metrics):
+    metrics = await start_metrics()
+    for node, queued in (("q1", 7), ("q2", "lots")):
+        beat = {**GOOD, "node": node, "counters": {"queued": queued}}
+        await nc.publish(f"mlbuffet.heartbeat.modelhost.{node}", msgpack.packb(beat))
+    await nc.flush()
+    samples: dict = {}
+
+    async def both_scraped() -> bool:
+        samples.update(await scrape(metrics.metrics_url))
+        return value(samples, "mlbuffet_node_up", node="q2") == 1
+
+    await eventually(both_scraped)
+    queued = {s.labels["node"]: s.value for s in samples["mlbuffet_inference_queued_requests"]}
+    # Only nodes that report a queue have one: not the metrics actor itself.
+    assert queued == {"q1": 7, "q2": 0}
+
+
 def test_up_metrics_port_settings():
     assert UpConfig().metrics_port == 9091
     config, _ = parse_args(["--metrics-port", "-1"], {})

@@ -42,6 +42,7 @@ async def test_work_beyond_the_places_in_flight_and_the_queue_is_refused_at_once
     await eventually(lambda: host.stats.in_flight == 1)
     waiting = asyncio.create_task(infer(nc, "spin", spin_inputs(2), timeout=60))
     await eventually(lambda: host.tasks.queued == 1)
+    assert host.heartbeat_load().counters["queued"] == 1
 
     # Payloads that are not even msgpack: refused before anyone looks at them.
     took: list[float] = []
