@@ -8,6 +8,7 @@ import time
 import nats.errors
 import pytest
 
+from mlbuffet.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError, ModelNotFoundError
 from mlbuffet.protocol.messages import ModelEvent, unpack
@@ -115,7 +116,7 @@ async def test_deleting_a_model_unsubscribes_every_host_and_says_unloaded(
     await upload("other", model_files.add_two)
     hosts = [await start_modelhost(), await start_modelhost()]
     events = await nc.subscribe(subjects.model_events("adder"))
-    await nc.flush()
+    await flush_subscriptions(nc)
     await infer(nc, "adder", adder_input())
 
     await registry.delete_model("adder")
@@ -141,7 +142,7 @@ async def test_a_new_upload_is_served_without_a_restart_and_announced_loaded(
 ):
     host = await start_modelhost()
     events = await nc.subscribe(subjects.model_events("adder"))
-    await nc.flush()
+    await flush_subscriptions(nc)
     await upload("adder", model_files.add_ten)
     event = unpack((await events.next_msg(timeout=5)).data, ModelEvent.from_dict)
     while event.event != ModelEvent.LOADED:

@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from gateway.__main__ import parse_args
 from mlbuffet import nats_request
 from mlbuffet.config import ConfigError, NatsConfig
-from mlbuffet.connection import close_quietly, connect
+from mlbuffet.connection import close_quietly, connect, flush_subscriptions
 from mlbuffet.hedging import HedgeConfig, Hedging, LatencyTracker, RetryBudget
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
@@ -37,7 +37,7 @@ Responder = Callable[[Msg], Awaitable[None]]
 
 async def respond(nc: Client, answer: Responder) -> None:
     await nc.subscribe(SUBJECT, subjects.MODELHOST_QUEUE, cb=answer)
-    await nc.flush()
+    await flush_subscriptions(nc)
 
 
 async def silent(msg: Msg) -> None:

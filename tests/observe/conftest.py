@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors.metrics.config import MetricsConfig
 from actors.metrics.service import MetricsService
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
+from mlbuffet.connection import close_quietly, connect, flush_subscriptions
 from mlbuffet.nodes import new_node_id
 from mlbuffet.protocol.messages import Heartbeat, NodeEvent, unpack
 from tests.cli.conftest import spawn, start_up  # noqa: F401 (shared fixtures)
@@ -85,7 +85,7 @@ async def record(nc: Client, subject: str, parse: Callable[[Any], Any]) -> Recor
         recorder.note(unpack(msg.data, parse))
 
     await nc.subscribe(subject, cb=on_message)
-    await nc.flush()
+    await flush_subscriptions(nc)
     return recorder
 
 

@@ -13,6 +13,7 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from gateway.service import NODE_ID
+from mlbuffet.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.messages import Heartbeat, unpack, unpack_map
 from tests.actors.conftest import adder_input, infer
@@ -37,7 +38,7 @@ async def raw_heartbeats(nc) -> Recorder:
         recorder.note((msg.subject, unpack_map(msg.data)))
 
     await nc.subscribe(subjects.all_heartbeats(), cb=on_message)
-    await nc.flush()
+    await flush_subscriptions(nc)
     return recorder
 
 
