@@ -91,7 +91,7 @@ class ClusterCollector(Collector):
         )
         queued = GaugeMetricFamily(
             "mlbuffet_inference_queued_requests",
-            "Requests a modelhost holds undecoded, waiting for a place in flight (--max-queued)",
+            "Work waiting on the node: a modelhost's requests not yet in flight, a trainer's queued jobs",
             labels=NODE_LABELS,
         )
         for state in self.view.nodes.values():
