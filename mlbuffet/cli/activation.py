@@ -26,4 +26,4 @@ def tools_hint(scripts: Path, search_path: str) -> str | None:
         how = f"in another terminal, . {activate}"
     else:
         how = f"put {scripts} on PATH"
-    return f"[up] commands  {how}, then mlbuffet models list, mlbuffet predict, python"
+    return f"[up] commands    {how}, then mlbuffet models list, mlbuffet predict, python"

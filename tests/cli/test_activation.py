@@ -14,7 +14,7 @@ SCRIPTS = Path(sys.executable).parent
 def test_a_path_without_the_virtualenv_gets_the_activate_command() -> None:
     hint = tools_hint(SCRIPTS, "/usr/local/bin:/usr/bin:/bin")
     assert hint == (
-        f"[up] commands  in another terminal, . {SCRIPTS / 'activate'}, "
+        f"[up] commands    in another terminal, . {SCRIPTS / 'activate'}, "
         "then mlbuffet models list, mlbuffet predict, python"
     )
 
@@ -29,6 +29,6 @@ def test_a_path_with_the_virtualenv_gets_no_hint(tmp_path: Path) -> None:
 
 def test_scripts_outside_a_virtualenv_are_put_on_path(tmp_path: Path) -> None:
     assert tools_hint(tmp_path, "/usr/bin:/bin") == (
-        f"[up] commands  put {tmp_path} on PATH, then mlbuffet models list, mlbuffet predict, python"
+        f"[up] commands    put {tmp_path} on PATH, then mlbuffet models list, mlbuffet predict, python"
     )
     assert tools_hint(tmp_path, f":{tmp_path}") is None

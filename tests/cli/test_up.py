@@ -64,7 +64,9 @@ def test_up_reports_where_each_part_listens(start_up: StartUp, tmp_path: Path) -
     assert "[gateway] gateway " in out and "[modelhost-1] modelhost " in out
     assert (tmp_path / "data" / "jetstream").is_dir()
     # ... and says how another terminal reaches the CLI and this Python; that command works.
-    hint = re.search(r"^\[up\] commands  in another terminal, (\. \S+/activate), then ", out, re.M)
+    hint = re.search(
+        r"^\[up\] commands    in another terminal, (\. \S+/activate), then ", out, re.M
+    )
     assert hint, out
     assert hint.group(1) == f". {Path(sys.executable).parent / 'activate'}"
     shell = subprocess.run(
