@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import msgpack
 
 from mlbuffet.protocol.errors import BadRequestError, MLBuffetError, error_for_status
-from mlbuffet.protocol.names import parse_node_id
+from mlbuffet.protocol.names import DEFAULT_OUTPUT_FILE, parse_node_id
 
 _T = TypeVar("_T")
 
@@ -588,8 +588,8 @@ class TrainJob:
     """File name of the pip requirements among the inputs."""
     data: tuple[str, ...]
     """File names of the dataset and any other data files, the dataset first."""
-    output_file: str = "model.onnx"
-    """The file the script writes into its output folder."""
+    output_file: str = DEFAULT_OUTPUT_FILE
+    """The file the script writes: into its output folder, or anywhere in its working folder."""
     description: str | None = None
     make_default: bool = True
     timeout_s: float | None = None
@@ -625,7 +625,7 @@ class TrainJob:
             script=_field(raw, "script", str, what),
             requirements=_field(raw, "requirements", str, what),
             data=_strings(raw, "data", what),
-            output_file=_optional(raw, "output_file", str, what) or "model.onnx",
+            output_file=_optional(raw, "output_file", str, what) or DEFAULT_OUTPUT_FILE,
             description=_optional(raw, "description", str, what),
             make_default=True if make_default is None else make_default,
             timeout_s=_number(raw, "timeout_s", what),
