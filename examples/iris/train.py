@@ -8,6 +8,7 @@ the trainer finds that too.
 """
 
 import csv
+import os
 import sys
 
 import numpy as np
@@ -26,4 +27,4 @@ print(f"accuracy {model.score(features, labels):.3f}", flush=True)
 onx = to_onnx(model, features[:1], options={"zipmap": False}, target_opset=15)
 with open(output, "wb") as f:
     f.write(onx.SerializeToString())
-print(f"model written to {output}", flush=True)
+print(f"model written ({os.path.basename(output)})", flush=True)
