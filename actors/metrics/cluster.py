@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlbuffet.histograms import BucketHistogram, merged
+from mlbuffet.observe.histograms import BucketHistogram, merged
 from mlbuffet.protocol.messages import ClusterStatus, Heartbeat, NodeEvent
 
 RATE_WINDOW_S = 10.0

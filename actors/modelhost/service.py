@@ -29,9 +29,9 @@ from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.loading import read_model
 from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings, to_output
 from actors.modelhost.stats import HostStats
-from mlbuffet.heartbeat import NodeLoad
-from mlbuffet.histograms import merged, summary
-from mlbuffet.presence import Presence
+from mlbuffet.observe.heartbeat import NodeLoad
+from mlbuffet.observe.histograms import merged, summary
+from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     BadRequestError,

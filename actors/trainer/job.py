@@ -22,7 +22,7 @@ from nats.aio.client import Client
 
 from actors.trainer.backend import Backend, JobContext, JobFailedError
 from actors.trainer.joblog import JobLog
-from mlbuffet.nats_request import publish_model_event
+from mlbuffet.mesh.request import publish_model_event
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
 from mlbuffet.protocol.messages import JobRecord, JobState, ModelEvent
 from mlbuffet.registry import ModelInspector, Registry

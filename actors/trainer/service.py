@@ -32,8 +32,8 @@ from actors.base import Actor
 from actors.trainer.backend import Backend
 from actors.trainer.config import TrainerConfig
 from actors.trainer.job import JobRunner
-from mlbuffet.heartbeat import NodeLoad
-from mlbuffet.presence import Presence
+from mlbuffet.observe.heartbeat import NodeLoad
+from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import BadRequestError, MLBuffetError, UnprocessableError
 from mlbuffet.protocol.messages import (

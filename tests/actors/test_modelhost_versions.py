@@ -8,7 +8,7 @@ import time
 import nats.errors
 import pytest
 
-from mlbuffet.connection import flush_subscriptions
+from mlbuffet.mesh.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError, ModelNotFoundError
 from mlbuffet.protocol.messages import ModelEvent, unpack

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actors.metrics.cluster import ClusterView
-from mlbuffet.histograms import BucketHistogram, merged, summary
+from mlbuffet.observe.histograms import BucketHistogram, merged, summary
 from mlbuffet.protocol.messages import Heartbeat, LoadedModel, NodeEvent
 
 

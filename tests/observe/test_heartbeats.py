@@ -13,7 +13,7 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from gateway.service import NODE_ID
-from mlbuffet.connection import flush_subscriptions
+from mlbuffet.mesh.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.messages import Heartbeat, unpack, unpack_map
 from tests.actors.conftest import adder_input, infer

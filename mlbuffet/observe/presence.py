@@ -21,8 +21,8 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointStats, Service, ServiceConfig
 
-from mlbuffet.connection import flush_subscriptions, while_connected
-from mlbuffet.heartbeat import (
+from mlbuffet.mesh.connection import flush_subscriptions, while_connected
+from mlbuffet.observe.heartbeat import (
     DEFAULT_INTERVAL_S,
     HeartbeatPublisher,
     NodeLoad,
