@@ -24,7 +24,8 @@ from bench.load import Measured
 from bench.models import IRIS, IRIS_ROW
 from bench.processes import python_child
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import InferRequest, pack
+from mlbuffet.protocol.inference import InferRequest
+from mlbuffet.protocol.wire import pack
 from mlbuffet.roles.runner import run
 
 JSON = {"Content-Type": "application/json"}

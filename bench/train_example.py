@@ -28,7 +28,7 @@ from actors.trainer.service import TrainerService
 from mlbuffet.config import NatsConfig
 from mlbuffet.mesh.connection import close_quietly, connect
 from mlbuffet.natsd.server import NatsServer, NatsServerConfig
-from mlbuffet.protocol.messages import TrainJob
+from mlbuffet.protocol.jobs import TrainJob
 from mlbuffet.training import JobStore, new_job_id, submit_job
 from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT, write_iris_csv
 

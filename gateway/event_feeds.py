@@ -28,7 +28,7 @@ from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError, ServiceUnavailableError
-from mlbuffet.protocol.messages import unpack_map
+from mlbuffet.protocol.wire import unpack_map
 
 log = logging.getLogger(__name__)
 

@@ -32,14 +32,8 @@ from mlbuffet.protocol.errors import (
     ServiceUnavailableError,
 )
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import (
-    EchoReply,
-    EchoRequest,
-    InferRequest,
-    InferResponse,
-    pack,
-    unpack,
-)
+from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import ModelInspector, Registry, RegistryView
 from mlbuffet.roles.runner import StartupError
 

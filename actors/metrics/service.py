@@ -26,8 +26,10 @@ from actors.metrics.http import MetricsServer
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
+from mlbuffet.protocol.cluster import Heartbeat
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import Heartbeat, NodeEvent, pack, unpack
+from mlbuffet.protocol.events import NodeEvent
+from mlbuffet.protocol.wire import pack, unpack
 
 log = logging.getLogger(__name__)
 

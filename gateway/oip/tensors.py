@@ -24,7 +24,7 @@ from gateway.oip.framing import BinaryReader
 from mlbuffet.codecs.outputs import to_json
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import Output, Tensor
+from mlbuffet.protocol.inference import Output, Tensor
 
 BINARY_DATA_SIZE = "binary_data_size"
 

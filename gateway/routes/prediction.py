@@ -17,7 +17,7 @@ from mlbuffet.codecs.images import image_input, image_tensor
 from mlbuffet.codecs.outputs import to_json
 from mlbuffet.codecs.values import tensors_from_values
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
-from mlbuffet.protocol.messages import InferRequest, Tensor
+from mlbuffet.protocol.inference import InferRequest, Tensor
 from mlbuffet.protocol.records import Signature
 
 IMAGE_FIELDS = ("file", "path")

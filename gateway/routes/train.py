@@ -18,7 +18,7 @@ from gateway.training import jobs_of
 from gateway.uploads import SpooledFile, read_form, spool_folder
 from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
-from mlbuffet.protocol.messages import TrainJob
+from mlbuffet.protocol.jobs import TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
 from mlbuffet.training import log_lines, new_job_id, submit_job
 from mlbuffet.training.job_view import job_view

@@ -30,7 +30,7 @@ from gateway.oip.metadata import model_metadata, server_metadata
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
-from mlbuffet.protocol.messages import Tensor
+from mlbuffet.protocol.inference import Tensor
 from mlbuffet.protocol.names import parse_model_name, parse_version
 
 OFF_LOOP_BYTES = 256 * 1024

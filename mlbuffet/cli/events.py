@@ -21,7 +21,7 @@ from mlbuffet.mesh.connection import (
 )
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import unpack_map
+from mlbuffet.protocol.wire import unpack_map
 from mlbuffet.roles.runner import StartupError, run_role
 
 

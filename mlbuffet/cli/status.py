@@ -13,8 +13,8 @@ from mlbuffet.cli.watch import WatchConfig, watch_parser
 from mlbuffet.config import nats_config_from
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.observe.cluster_status import cluster_status
+from mlbuffet.protocol.cluster import ClusterStatus
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import ClusterStatus
 from mlbuffet.roles.runner import StartupError, run_role
 
 

@@ -40,17 +40,12 @@ from mlbuffet.protocol.errors import (
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
-from mlbuffet.protocol.messages import (
-    InferRequest,
-    InferResponse,
-    JobRecord,
-    ModelEvent,
-    TrainJob,
-    pack,
-    unpack,
-)
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.inference import InferRequest, InferResponse
+from mlbuffet.protocol.jobs import JobRecord, TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name, parse_version
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import Registry
 from mlbuffet.registry.check_file import inspect_in_subprocess
 from mlbuffet.roles.node_ids import new_node_id

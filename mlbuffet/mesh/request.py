@@ -29,8 +29,9 @@ from mlbuffet.protocol.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
+from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import ModelEvent, error_status, pack
+from mlbuffet.protocol.wire import error_status, pack
 
 log = logging.getLogger(__name__)
 

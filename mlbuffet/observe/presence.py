@@ -29,7 +29,7 @@ from mlbuffet.observe.heartbeat import (
     mlbuffet_version,
 )
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import pack
+from mlbuffet.protocol.wire import pack
 
 log = logging.getLogger(__name__)
 

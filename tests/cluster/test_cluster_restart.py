@@ -19,7 +19,7 @@ from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.service import ModelhostService
 from mlbuffet.client import Client as MlbuffetClient
 from mlbuffet.mesh.connection import close_quietly, connect
-from mlbuffet.protocol.messages import JobRecord, JobState, TrainJob
+from mlbuffet.protocol.jobs import JobRecord, JobState, TrainJob
 from mlbuffet.protocol.records import ModelSettings
 from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.roles.node_ids import new_node_id

@@ -27,7 +27,7 @@ from mlbuffet.protocol.errors import (
     OverloadedError,
     UnprocessableError,
 )
-from mlbuffet.protocol.messages import error_status, pack_error
+from mlbuffet.protocol.wire import error_status, pack_error
 
 SUBJECT = subjects.infer("hedged")
 FAST = HedgeConfig(floor_s=0.05)

@@ -35,18 +35,10 @@ from actors.trainer.service import TrainerService
 from mlbuffet.config import NatsConfig
 from mlbuffet.mesh.connection import close_quietly, connect
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import (
-    ClusterStatus,
-    EchoReply,
-    EchoRequest,
-    Heartbeat,
-    InferRequest,
-    InferResponse,
-    Tensor,
-    TrainJob,
-    pack,
-    unpack,
-)
+from mlbuffet.protocol.cluster import ClusterStatus, Heartbeat
+from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse, Tensor
+from mlbuffet.protocol.jobs import TrainJob
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.roles.node_ids import new_node_id
 from tests.hostile import fuzz_cases
 from tests.onnx_models import ModelFiles

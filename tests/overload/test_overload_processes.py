@@ -18,7 +18,8 @@ import pytest
 
 from mlbuffet.natsd.server import NatsServer
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import Heartbeat, unpack
+from mlbuffet.protocol.cluster import Heartbeat
+from mlbuffet.protocol.wire import unpack
 from tests.overload.conftest import RssSampler, listening_url, spin_values
 
 REQUESTS = 3000

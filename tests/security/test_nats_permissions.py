@@ -36,8 +36,9 @@ from mlbuffet.natsd.users import (
     render_user,
 )
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import InferRequest, InferResponse, Tensor, pack, unpack
+from mlbuffet.protocol.inference import InferRequest, InferResponse, Tensor
 from mlbuffet.protocol.tensors import encode_array
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.roles.node_ids import new_node_id
 from tests.conftest import eventually
 from tests.gateway.conftest import upload_file
