@@ -141,10 +141,11 @@ READ_ONLY_CHECK = (
 )
 
 
-def _works(preexec: Callable[[], None], *args: str) -> bool:
+def _works(preexec: Callable[[], None], code: str = "pass", *args: str) -> bool:
+    """True if a child that runs `preexec` then `python -c code args` exits 0."""
     try:
         subprocess.run(
-            [sys.executable, "-c", READ_ONLY_CHECK if args else "pass", *args],
+            [sys.executable, "-c", code, *args],
             preexec_fn=preexec,
             check=True,
             capture_output=True,
@@ -160,8 +161,9 @@ def probe_confinement(work_root: Path | None) -> Confinement:
     if not sys.platform.startswith("linux"):
         return Confinement.NONE
     _libc()
-    with tempfile.TemporaryDirectory(prefix="mlbuffet-probe-", dir=work_root) as folder:
-        if _works(lambda: _confine(Path(folder)), folder):
+    where = work_root if work_root is not None and work_root.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="mlbuffet-probe-", dir=where) as folder:
+        if _works(lambda: _confine(Path(folder)), READ_ONLY_CHECK, folder):
             return Confinement.NAMESPACES
     if _works(_isolate_network):
         return Confinement.NETWORK
