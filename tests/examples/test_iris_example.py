@@ -58,6 +58,6 @@ async def test_the_iris_example_trains_with_the_cli_and_its_model_answers(
         answers.append(predicted)
         return predicted.code == 0 and predicted.json()["version"] == 1
 
-    await eventually(answered_by_version_1, timeout_s=30)
+    await eventually(answered_by_version_1, timeout_s=60)
     outputs = answers[-1].json()["outputs"]
     assert outputs["label"] == [0, 2], outputs

@@ -64,7 +64,9 @@ async def train(gateway: TestClient[Any, Any], path: str, form: aiohttp.FormData
     response = await gateway.post(path, data=form)
     accepted = await response.json()
     assert response.status == 202, accepted
-    logs = await gateway.get(f"/api/v1/train/{accepted['job']}/logs", params={"follow": "1"})
+    logs = await gateway.get(
+        f"/api/v1/train/{accepted['job']}/logs", params={"follow": "1"}, timeout=300
+    )
     log = await logs.text()
     status = await (await gateway.get(f"/api/v1/train/{accepted['job']}")).json()
     assert status["state"] == "succeeded", log
