@@ -89,18 +89,17 @@ def test_the_readme_examples_print_what_the_readme_shows(start_up: StartUp, tmp_
         "COLUMNS": "80",  # `models list` says it shows an 80-column terminal
     }
 
-    def here(command: str) -> str:
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        """Run in the README's folder and shell, with its addresses pointed at this `up`."""
+        *program, text = argv
         for default, actual in (
             ("http://localhost:8002", up.rest),
             ("http://127.0.0.1:8002", up.rest),
             ("nats://127.0.0.1:4222", up.nats),
         ):
-            command = command.replace(default, actual)
-        return command
-
-    for example in examples:
+            text = text.replace(default, actual)
         ran = subprocess.run(
-            ["bash", "-c", here(example.command)],
+            [*program, text],
             cwd=work,
             env=activated,
             capture_output=True,
@@ -108,7 +107,11 @@ def test_the_readme_examples_print_what_the_readme_shows(start_up: StartUp, tmp_
             timeout=COMMAND_TIMEOUT_S,
             check=False,
         )
-        assert ran.returncode == 0, f"{example.command}\n{ran.stderr}"
+        assert ran.returncode == 0, f"{text}\n{ran.stderr}"
+        return ran
+
+    for example in examples:
+        ran = run("bash", "-c", example.command)
         if not example.shows:
             continue
         printed = ran.stdout.strip().splitlines()
@@ -116,13 +119,4 @@ def test_the_readme_examples_print_what_the_readme_shows(start_up: StartUp, tmp_
         for shown, line in zip(example.shows, printed, strict=True):
             assert matches(shown, line), f"{example.command}\nREADME: {shown}\nprinted: {line}"
     for program in programs:
-        ran = subprocess.run(
-            ["python", "-c", here(program)],
-            cwd=work,
-            env=activated,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
-        )
-        assert ran.returncode == 0, f"{program}\n{ran.stderr}"
+        run("python", "-c", program)
