@@ -22,9 +22,9 @@ from nats.aio.client import Client
 
 from actors.trainer.backend import Backend, JobContext, JobFailedError
 from actors.trainer.joblog import JobLog
-from mlbuffet.mesh.request import publish_model_event
+from mlbuffet.mesh.events import publish_model_event
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
-from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.events import ModelEventKind
 from mlbuffet.protocol.jobs import JobRecord, JobState
 from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.training import JobStore
@@ -143,9 +143,9 @@ class JobRunner:
             filename=spec.output_file,
             make_default=spec.make_default,
         )
-        await self._model_event(ModelEvent.UPLOADED, spec.model, version)
+        await self._model_event(ModelEventKind.UPLOADED, spec.model, version)
         if record.default_version == version:
-            await self._model_event(ModelEvent.DEFAULT_CHANGED, spec.model, version)
+            await self._model_event(ModelEventKind.DEFAULT_CHANGED, spec.model, version)
         ctx.log(
             f"[trainer] registered {spec.model}:{version}"
             + (" (the default version now)" if record.default_version == version else "")
@@ -171,7 +171,7 @@ class JobRunner:
         entry = await self.store.change(job, change)
         await self.store.publish_state(entry.record, self.node_id)
 
-    async def _model_event(self, event: str, model: str, version: int) -> None:
+    async def _model_event(self, event: ModelEventKind, model: str, version: int) -> None:
         await publish_model_event(self.nc, self.node_id, event, model, version)
 
     async def _finish(
