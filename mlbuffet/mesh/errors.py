@@ -33,7 +33,9 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
 )
 """The connection is gone or going: retrying on a fresh one may work."""
 
-_JETSTREAM_UNAVAILABLE = frozenset({HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.INTERNAL_SERVER_ERROR})
+_JETSTREAM_UNAVAILABLE = frozenset(
+    {HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.INTERNAL_SERVER_ERROR}
+)
 """API error codes of a JetStream that cannot answer now: no leader, no quorum, storage busy."""
 
 
@@ -65,19 +67,21 @@ def from_nats(
     if isinstance(exc, nats.errors.MaxPayloadError):
         return PayloadTooLargeError(f"the message is over the NATS server's size limit ({exc})")
     if isinstance(exc, js_errors.APIError):
-        if exc.code == HTTPStatus.REQUEST_TIMEOUT:
+        code = getattr(exc, "code", None)  # the KV errors nats-py raises itself have none
+        if code == HTTPStatus.REQUEST_TIMEOUT:
             return timed_out or DeadlineExceededError("JetStream did not answer in time; retry")
-        if exc.code in _JETSTREAM_UNAVAILABLE or isinstance(exc, js_errors.ServiceUnavailableError):
-            return ServiceUnavailableError(
-                f"JetStream cannot answer now ({exc.description or 'no leader'}); retry"
-            )
+        if code in _JETSTREAM_UNAVAILABLE or isinstance(exc, js_errors.ServiceUnavailableError):
+            why = getattr(exc, "description", None) or "no leader"
+            return ServiceUnavailableError(f"JetStream cannot answer now ({why}); retry")
         return None  # a request JetStream refuses (400, 404) is the caller's to handle
     if isinstance(exc, js_errors.NoStreamResponseError):
         return ServiceUnavailableError("JetStream did not store the message; retry")
     if isinstance(exc, CONNECTION_ERRORS):
         return lost_connection(who)
     if isinstance(exc, nats.errors.Error):
-        return ServiceUnavailableError(f"{who}'s NATS connection failed ({type(exc).__name__}); retry")
+        return ServiceUnavailableError(
+            f"{who}'s NATS connection failed ({type(exc).__name__}); retry"
+        )
     return None
 
 

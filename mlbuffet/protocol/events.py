@@ -68,7 +68,7 @@ class ModelEvent:
         check_type(raw, cls.TYPE)
         what = "model event"
         return cls(
-            event=enum_field(raw, "event", ModelEventKind, what),
+            event=enum_field(raw, "event", ModelEventKind, what, "model event"),
             model=required_field(raw, "model", str, what),
             version=optional_field(raw, "version", int, what),
             node=required_field(raw, "node", str, what),
@@ -108,7 +108,7 @@ class NodeEvent:
         check_type(raw, cls.TYPE)
         what = "node event"
         return cls(
-            event=enum_field(raw, "event", NodeEventKind, what),
+            event=enum_field(raw, "event", NodeEventKind, what, "node event"),
             node=required_field(raw, "node", str, what),
             role=required_field(raw, "role", str, what),
             at=float(required_field(raw, "at", (int, float), what)),

@@ -136,7 +136,7 @@ class TrainAccepted:
         what = "accepted job"
         return cls(
             job=required_field(raw, "job", str, what),
-            state=enum_field(raw, "state", JobState, what),
+            state=enum_field(raw, "state", JobState, what, "job state"),
             node=required_field(raw, "node", str, what),
         )
 
@@ -203,7 +203,7 @@ class JobRecord:
         spec = required_field(raw, "spec", dict, what)
         return cls(
             spec=TrainJob.from_dict(spec),
-            state=enum_field(raw, "state", JobState, what),
+            state=enum_field(raw, "state", JobState, what, "job state"),
             submitted_at=float(required_field(raw, "submitted_at", (int, float), what)),
             updated_at=float(required_field(raw, "updated_at", (int, float), what)),
             accepted_by=required_field(raw, "accepted_by", str, what),
@@ -259,7 +259,7 @@ class JobEvent:
         record = optional_field(raw, "record", dict, what)
         return cls(
             job=required_field(raw, "job", str, what),
-            kind=enum_field(raw, "kind", JobEventKind, what),
+            kind=enum_field(raw, "kind", JobEventKind, what, "job event kind"),
             node=required_field(raw, "node", str, what),
             at=float(required_field(raw, "at", (int, float), what)),
             record=None if record is None else JobRecord.from_dict(record),
