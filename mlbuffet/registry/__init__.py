@@ -2,7 +2,8 @@
 
 from mlbuffet.registry.admin import RegistryAdmin
 from mlbuffet.registry.inspect import ModelInspector, sha256_of, signature_of
-from mlbuffet.registry.store import Entry, ModelFile, Registry
+from mlbuffet.registry.model_file import ModelFile
+from mlbuffet.registry.store import Entry, Registry
 from mlbuffet.registry.view import Listener, RegistryView
 
 __all__ = [

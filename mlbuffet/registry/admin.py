@@ -17,7 +17,8 @@ from mlbuffet.mesh.errors import from_nats
 from mlbuffet.mesh.events import publish_model_event
 from mlbuffet.protocol.events import ModelEventKind
 from mlbuffet.protocol.records import ModelRecord, ModelSettings
-from mlbuffet.registry.store import ModelFile, Registry
+from mlbuffet.registry.model_file import ModelFile
+from mlbuffet.registry.store import Registry
 
 _T = TypeVar("_T")
 
