@@ -94,5 +94,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if error is None:
             log.exception("%s %s failed", request.method, request.path)
             return render(500, "internal error")
-        log.warning("%s %s: %s (%s)", request.method, request.path, error.message, type(exc).__name__)
+        log.warning(
+            "%s %s: %s (%s)", request.method, request.path, error.message, type(exc).__name__
+        )
         return _error_response(render, error)

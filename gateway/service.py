@@ -98,12 +98,15 @@ class MeshLink:
                 subjects.infer(model, version), b"", timeout=deadline - time.time(), headers=headers
             )
         except nats.errors.Error as exc:
-            raise from_nats(
-                exc,
-                WHO,
-                no_responders=ModelNotReadyError(f"no modelhost serves {model!r} right now"),
-                timed_out=DeadlineExceededError(f"no modelhost of {model!r} answered in time"),
-            ) or exc from None
+            raise (
+                from_nats(
+                    exc,
+                    WHO,
+                    no_responders=ModelNotReadyError(f"no modelhost serves {model!r} right now"),
+                    timed_out=DeadlineExceededError(f"no modelhost of {model!r} answered in time"),
+                )
+                or exc
+            ) from None
         return unpack(msg.data, InferResponse.from_dict)
 
     async def echo(self, data: Any, timeout_s: float | None = None) -> EchoReply:

@@ -18,8 +18,11 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from mlbuffet.mesh.errors import CONNECTION_ERRORS  # noqa: F401 - actors/modelhost/loading.py
-from mlbuffet.mesh.errors import check_payload, from_nats
+from mlbuffet.mesh.errors import (
+    CONNECTION_ERRORS,  # noqa: F401 - actors/modelhost/loading.py
+    check_payload,
+    from_nats,
+)
 from mlbuffet.mesh.hedging import Hedging
 from mlbuffet.mesh.reply_inbox import ReplyInbox, is_no_responders
 from mlbuffet.protocol.errors import (

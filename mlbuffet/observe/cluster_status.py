@@ -21,12 +21,15 @@ async def cluster_status(
     try:
         msg = await nc.request(subjects.cluster_status(), b"", timeout=timeout_s)
     except nats.errors.Error as exc:
-        raise from_nats(
-            exc,
-            who,
-            no_responders=ServiceUnavailableError(
-                "no metrics actor is running: start one (`mlbuffet metrics`; `mlbuffet up` does)"
-            ),
-            timed_out=DeadlineExceededError("the metrics actor did not answer in time"),
-        ) or exc from None
+        raise (
+            from_nats(
+                exc,
+                who,
+                no_responders=ServiceUnavailableError(
+                    "no metrics actor is running: start one (`mlbuffet metrics`; `mlbuffet up` does)"
+                ),
+                timed_out=DeadlineExceededError("the metrics actor did not answer in time"),
+            )
+            or exc
+        ) from None
     return unpack(msg.data, ClusterStatus.from_dict)

@@ -60,9 +60,7 @@ def optional_number(raw: Mapping[str, Any], name: str, what: str) -> float | Non
     return None if value is None else float(value)
 
 
-def enum_field(
-    raw: Mapping[str, Any], name: str, kind: type[_E], what: str, called: str
-) -> _E:
+def enum_field(raw: Mapping[str, Any], name: str, kind: type[_E], what: str, called: str) -> _E:
     """A string field that must be one of `kind`'s values; `called` names one ("job state")."""
     value = required_field(raw, name, str, what)
     try:

@@ -10,8 +10,8 @@ from typing import Any
 
 from mlbuffet.protocol.fields import (
     check_type,
-    optional_field,
     enum_field,
+    optional_field,
     optional_number,
     required_field,
     string_list,

@@ -9,7 +9,7 @@ and its events differs (a gateway waits until its own view shows the change).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from nats.aio.client import Client
 
@@ -57,27 +57,12 @@ class RegistryAdmin:
     async def _announce(self, event: ModelEventKind, model: str, version: int | None) -> None:
         await publish_model_event(self.nc, self.node_id, event, model, version)
 
-    async def upload(
-        self,
-        name: str,
-        model: ModelFile,
-        *,
-        description: str | None,
-        filename: str,
-        make_default: bool = True,
-        settings: ModelSettings | None = None,
-    ) -> tuple[ModelRecord, int]:
-        """Add `model` as the next version of `name`; the new record and version number."""
-        record, version = await self._write(
-            self.registry.add_version(
-                name,
-                model,
-                description=description,
-                filename=filename,
-                make_default=make_default,
-                settings=settings,
-            )
-        )
+    async def upload(self, name: str, model: ModelFile, **details: Any) -> tuple[ModelRecord, int]:
+        """Add `model` as the next version of `name`; the new record and version number.
+
+        `details` are Registry.add_version's: description, filename, make_default, settings.
+        """
+        record, version = await self._write(self.registry.add_version(name, model, **details))
         await self._announce(ModelEventKind.UPLOADED, name, version)
         if record.default_version == version:
             await self._announce(ModelEventKind.DEFAULT_CHANGED, name, version)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import nats.errors
@@ -136,31 +137,32 @@ async def open_stream(js: JetStreamContext, config: StreamConfig, replicas: int 
     return True
 
 
-async def open_records_and_files(
-    js: JetStreamContext,
-    *,
-    records: str,
-    records_description: str,
-    history: int,
-    files: str,
-    files_description: str,
-    replicas: int | None,
+@dataclass(frozen=True, slots=True)
+class StoreBuckets:
+    """The two buckets of a store: its records in KV, its files in an Object Store."""
+
+    records: str
+    records_description: str
+    history: int
+    """Past revisions kept per record."""
+    files: str
+    files_description: str
+
+
+async def open_store_buckets(
+    js: JetStreamContext, buckets: StoreBuckets, replicas: int | None
 ) -> tuple[KeyValue, ObjectStore, bool]:
-    """A store's two buckets: its records in KV, its files in an Object Store; True if created."""
+    """Open (or create) a store's KV and Object Store buckets; True if either was created."""
     kv, kv_created = await open_key_value(
         js,
         KeyValueConfig(
-            bucket=records,
-            description=records_description,
-            history=history,
+            bucket=buckets.records,
+            description=buckets.records_description,
+            history=buckets.history,
             storage=StorageType.FILE,
         ),
         replicas,
     )
-    store, files_created = await open_object_store(
-        js,
-        files,
-        ObjectStoreConfig(description=files_description, storage=StorageType.FILE),
-        replicas,
-    )
+    config = ObjectStoreConfig(description=buckets.files_description, storage=StorageType.FILE)
+    store, files_created = await open_object_store(js, buckets.files, config, replicas)
     return kv, store, kv_created or files_created

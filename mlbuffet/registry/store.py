@@ -25,14 +25,19 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, InternalError, ModelNotFoundError
 from mlbuffet.protocol.names import parse_upload_filename
 from mlbuffet.protocol.records import ModelRecord, ModelSettings, VersionRecord
-from mlbuffet.registry.buckets import open_records_and_files
+from mlbuffet.registry.buckets import StoreBuckets, open_store_buckets
 from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
 from mlbuffet.registry.model_file import ModelFile
 
 log = logging.getLogger(__name__)
 
-KV_HISTORY = 8
-"""Past revisions kept per model record: enough to see what a bad change replaced."""
+BUCKETS = StoreBuckets(
+    records=subjects.MODELS_BUCKET,
+    records_description="MLBuffet model records (one JSON document per model)",
+    history=8,  # past revisions of a record: enough to see what a bad change replaced
+    files=subjects.FILES_BUCKET,
+    files_description="MLBuffet model files (<model>/<version>)",
+)
 
 
 def utc_now() -> str:
@@ -62,15 +67,7 @@ class Registry:
         when the NATS cluster has that many JetStream nodes, and with one
         otherwise. Buckets that exist keep the replicas they were made with.
         """
-        kv, files, created = await open_records_and_files(
-            js,
-            records=subjects.MODELS_BUCKET,
-            records_description="MLBuffet model records (one JSON document per model)",
-            history=KV_HISTORY,
-            files=subjects.FILES_BUCKET,
-            files_description="MLBuffet model files (<model>/<version>)",
-            replicas=replicas,
-        )
+        kv, files, created = await open_store_buckets(js, BUCKETS, replicas)
         return cls(kv, files), created
 
     # -- reading -------------------------------------------------------------

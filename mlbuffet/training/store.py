@@ -27,12 +27,18 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, ModelNotFoundError
 from mlbuffet.protocol.jobs import JobEvent, JobRecord, JobState
 from mlbuffet.protocol.wire import pack, unpack
-from mlbuffet.registry.buckets import open_records_and_files, open_stream
+from mlbuffet.registry.buckets import StoreBuckets, open_store_buckets, open_stream
 from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
 
 log = logging.getLogger(__name__)
 
-JOBS_HISTORY = 4
+BUCKETS = StoreBuckets(
+    records=subjects.TRAIN_JOBS_BUCKET,
+    records_description="MLBuffet training jobs (one msgpack JobRecord per job)",
+    history=4,
+    files=subjects.TRAIN_FILES_BUCKET,
+    files_description="MLBuffet training inputs and logs (<job>/input/<name>, <job>/log)",
+)
 EVENTS_MAX_AGE_S = 7 * 24 * 3600
 """How long the stream keeps a job's events (its final log stays in the Object Store)."""
 EVENTS_MAX_BYTES = 256 * 1024 * 1024
@@ -63,15 +69,7 @@ class JobStore:
     @classmethod
     async def open(cls, js: JetStreamContext, *, replicas: int | None = None) -> JobStore:
         """Open the jobs bucket, the files bucket and the events stream, creating what is missing."""
-        kv, files, _ = await open_records_and_files(
-            js,
-            records=subjects.TRAIN_JOBS_BUCKET,
-            records_description="MLBuffet training jobs (one msgpack JobRecord per job)",
-            history=JOBS_HISTORY,
-            files=subjects.TRAIN_FILES_BUCKET,
-            files_description="MLBuffet training inputs and logs (<job>/input/<name>, <job>/log)",
-            replicas=replicas,
-        )
+        kv, files, _ = await open_store_buckets(js, BUCKETS, replicas)
         await open_stream(
             js,
             StreamConfig(

@@ -63,14 +63,19 @@ async def submit_job(
         try:
             msg = await nc.request(subjects.train_submit(), pack(spec), timeout=timeout_s)
         except nats.errors.Error as exc:
-            raise from_nats(
-                exc,
-                who,
-                no_responders=ServiceUnavailableError(
-                    "no trainer is running; start one with `mlbuffet trainer` (or `mlbuffet up`)"
-                ),
-                timed_out=DeadlineExceededError(f"no trainer answered within {timeout_s:.0f} s"),
-            ) or exc from None
+            raise (
+                from_nats(
+                    exc,
+                    who,
+                    no_responders=ServiceUnavailableError(
+                        "no trainer is running; start one with `mlbuffet trainer` (or `mlbuffet up`)"
+                    ),
+                    timed_out=DeadlineExceededError(
+                        f"no trainer answered within {timeout_s:.0f} s"
+                    ),
+                )
+                or exc
+            ) from None
         reply = unpack(msg.data, TrainAccepted.from_dict)
         accepted = True
         return reply

@@ -33,8 +33,9 @@ from mlbuffet.protocol.records import ModelRecord
 from mlbuffet.registry import Registry
 from mlbuffet.training import JobStore
 from tests.conftest import eventually
-from tests.gateway.conftest import make_gateway  # noqa: F401 - fixture
-from tests.gateway.conftest import upload_file
+from tests.gateway.conftest import (
+    make_gateway,  # noqa: F401 - fixture
+)
 from tests.trainer.conftest import start_trainer  # noqa: F401 - fixture
 
 STALL_S = 7.0
@@ -119,13 +120,17 @@ class RestWriter:
         return await self._status("POST", f"/api/v1/models/{MODEL}", json=body)
 
     async def set_default(self, version: int) -> int:
-        return await self._status("POST", f"/api/v1/models/{MODEL}/default", json={"default": version})
+        return await self._status(
+            "POST", f"/api/v1/models/{MODEL}/default", json={"default": version}
+        )
 
     async def delete(self, version: int | str) -> int:
         return await self._status("DELETE", f"/api/v1/models/{MODEL}:{version}")
 
     async def settings(self) -> int:
-        return await self._status("PUT", f"/api/v1/models/{MODEL}/settings", json={"intra_op_threads": 2})
+        return await self._status(
+            "PUT", f"/api/v1/models/{MODEL}/settings", json={"intra_op_threads": 2}
+        )
 
     async def load(self) -> int:
         return await self._status("POST", f"/v2/repository/models/{MODEL}/load")
@@ -187,7 +192,9 @@ def _changed(view: View, **changes: Any) -> View:
 
 WRITES = {
     "upload": Write(lambda w, seed: w.upload(seed), None, 201),
-    "description": Write(lambda w, seed: w.describe(), lambda v: _changed(v, description=NEW_DESCRIPTION)),
+    "description": Write(
+        lambda w, seed: w.describe(), lambda v: _changed(v, description=NEW_DESCRIPTION)
+    ),
     "default": Write(lambda w, seed: w.set_default(1), lambda v: _changed(v, default=1)),
     "delete-version": Write(
         lambda w, seed: w.delete(2),
@@ -204,7 +211,10 @@ WRITES = {
 
 CASES = [
     *((kind, "rest") for kind in WRITES),
-    *((kind, "client") for kind in ("upload", "description", "default", "delete-version", "delete-all")),
+    *(
+        (kind, "client")
+        for kind in ("upload", "description", "default", "delete-version", "delete-all")
+    ),
 ]
 
 
@@ -254,7 +264,9 @@ async def test_a_registry_write_during_a_stall_is_503_or_504_and_whole_or_not_at
     if write.done is None:
         added = set(after.versions or ()) - set(before.versions or ())
         assert added == set() or (len(added) == 1 and after.default == added.pop())
-        assert {v: s for v, s in (after.versions or {}).items() if v in (before.versions or {})} == before.versions
+        assert {
+            v: s for v, s in (after.versions or {}).items() if v in (before.versions or {})
+        } == before.versions
     else:
         assert after in (before, write.done(before)), f"half a {kind}: {before} -> {after}"
     await assert_files_whole(registry)

@@ -2,48 +2,51 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import nats.errors
 import nats.js.errors as js_errors
 import pytest
 
 from mlbuffet.mesh.errors import from_nats
-from mlbuffet.protocol.errors import (
-    DeadlineExceededError,
-    MLBuffetError,
-    ModelNotFoundError,
-    ModelNotReadyError,
-    PayloadTooLargeError,
-    ServiceUnavailableError,
-)
+from mlbuffet.protocol import errors
 
 NATS_FAILURES = [
-    (nats.errors.NoRespondersError(), ServiceUnavailableError, 503),
-    (nats.errors.TimeoutError(), DeadlineExceededError, 504),
-    (nats.errors.FlushTimeoutError(), DeadlineExceededError, 504),
-    (asyncio.TimeoutError(), DeadlineExceededError, 504),
-    (js_errors.FetchTimeoutError(), DeadlineExceededError, 504),
-    (nats.errors.MaxPayloadError(), PayloadTooLargeError, 413),
-    (nats.errors.ConnectionClosedError(), ServiceUnavailableError, 503),
-    (nats.errors.ConnectionReconnectingError(), ServiceUnavailableError, 503),
-    (nats.errors.ConnectionDrainingError(), ServiceUnavailableError, 503),
-    (nats.errors.StaleConnectionError(), ServiceUnavailableError, 503),
-    (nats.errors.UnexpectedEOF(), ServiceUnavailableError, 503),
-    (nats.errors.OutboundBufferLimitError(), ServiceUnavailableError, 503),
-    (nats.errors.NoServersError(), ServiceUnavailableError, 503),
-    (nats.errors.ProtocolError(), ServiceUnavailableError, 503),
+    (nats.errors.NoRespondersError(), errors.ServiceUnavailableError, 503),
+    (nats.errors.TimeoutError(), errors.DeadlineExceededError, 504),
+    (nats.errors.FlushTimeoutError(), errors.DeadlineExceededError, 504),
+    (TimeoutError(), errors.DeadlineExceededError, 504),
+    (js_errors.FetchTimeoutError(), errors.DeadlineExceededError, 504),
+    (nats.errors.MaxPayloadError(), errors.PayloadTooLargeError, 413),
+    (nats.errors.ConnectionClosedError(), errors.ServiceUnavailableError, 503),
+    (nats.errors.ConnectionReconnectingError(), errors.ServiceUnavailableError, 503),
+    (nats.errors.ConnectionDrainingError(), errors.ServiceUnavailableError, 503),
+    (nats.errors.StaleConnectionError(), errors.ServiceUnavailableError, 503),
+    (nats.errors.UnexpectedEOF(), errors.ServiceUnavailableError, 503),
+    (nats.errors.OutboundBufferLimitError(), errors.ServiceUnavailableError, 503),
+    (nats.errors.NoServersError(), errors.ServiceUnavailableError, 503),
+    (nats.errors.ProtocolError(), errors.ServiceUnavailableError, 503),
     (
         js_errors.ServiceUnavailableError(
             code=503, description="JetStream system temporarily unavailable", err_code=10008
         ),
-        ServiceUnavailableError,
+        errors.ServiceUnavailableError,
         503,
     ),
-    (js_errors.APIError(code=503, description="no suitable peers"), ServiceUnavailableError, 503),
-    (js_errors.ServerError(code=500, description="stream store failed"), ServiceUnavailableError, 503),
-    (js_errors.APIError(code=408, description="request timeout"), DeadlineExceededError, 504),
-    (js_errors.NoStreamResponseError(), ServiceUnavailableError, 503),
+    (
+        js_errors.APIError(code=503, description="no suitable peers"),
+        errors.ServiceUnavailableError,
+        503,
+    ),
+    (
+        js_errors.ServerError(code=500, description="stream store failed"),
+        errors.ServiceUnavailableError,
+        503,
+    ),
+    (
+        js_errors.APIError(code=408, description="request timeout"),
+        errors.DeadlineExceededError,
+        504,
+    ),
+    (js_errors.NoStreamResponseError(), errors.ServiceUnavailableError, 503),
 ]
 
 
@@ -66,18 +69,18 @@ def test_a_lost_connection_names_who_lost_it():
 
 
 def test_the_callers_own_errors_say_what_did_not_answer():
-    silent = ModelNotReadyError("no modelhost serves 'iris' right now")
-    late = DeadlineExceededError("no trainer answered within 10 s")
+    silent = errors.ModelNotReadyError("no modelhost serves 'iris' right now")
+    late = errors.DeadlineExceededError("no trainer answered within 10 s")
     assert from_nats(nats.errors.NoRespondersError(), "x", no_responders=silent) is silent
     assert from_nats(nats.errors.TimeoutError(), "x", timed_out=late) is late
     assert from_nats(js_errors.APIError(code=408), "x", timed_out=late) is late
     # The override is for its own case only.
     lost = from_nats(nats.errors.ConnectionClosedError(), "x", no_responders=silent, timed_out=late)
-    assert type(lost) is ServiceUnavailableError
+    assert type(lost) is errors.ServiceUnavailableError
 
 
 def test_an_mlbuffet_error_passes_through_unchanged():
-    error = ModelNotFoundError("model 'x' not found")
+    error = errors.ModelNotFoundError("model 'x' not found")
     assert from_nats(error, "the client") is error
 
 
@@ -96,4 +99,3 @@ def test_an_mlbuffet_error_passes_through_unchanged():
 def test_what_is_no_nats_failure_is_not_mapped(failure):
     """A bug stays a bug (500, logged), and a refusal the caller handles stays the caller's."""
     assert from_nats(failure, "the gateway") is None
-

@@ -31,7 +31,10 @@ def test_the_kinds_are_the_strings_the_wire_has_always_carried():
 def test_a_model_event_carries_its_kind_as_a_plain_string(kind):
     raw = msgpack.unpackb(pack(ModelEvent(kind, "iris", 1, "gateway-x", 1.0)))
     assert raw["event"] == kind.value and type(raw["event"]) is str
-    assert unpack(pack(ModelEvent(kind, "iris", 1, "gateway-x", 1.0)), ModelEvent.from_dict).event is kind
+    assert (
+        unpack(pack(ModelEvent(kind, "iris", 1, "gateway-x", 1.0)), ModelEvent.from_dict).event
+        is kind
+    )
 
 
 def test_a_kind_given_as_its_string_is_sent_the_same():
@@ -43,9 +46,24 @@ def test_a_kind_given_as_its_string_is_sent_the_same():
 @pytest.mark.parametrize(
     ("message", "parse", "field", "called"),
     [
-        (ModelEvent(ModelEventKind.DELETED, "m", None, "n", 1.0), ModelEvent.from_dict, "event", "model event"),
-        (NodeEvent(NodeEventKind.DOWN, "n", "modelhost", 2.0, 1.0), NodeEvent.from_dict, "event", "node event"),
-        (JobEvent(job="j", kind=JobEventKind.LOG, node="n", at=1.0), JobEvent.from_dict, "kind", "job event kind"),
+        (
+            ModelEvent(ModelEventKind.DELETED, "m", None, "n", 1.0),
+            ModelEvent.from_dict,
+            "event",
+            "model event",
+        ),
+        (
+            NodeEvent(NodeEventKind.DOWN, "n", "modelhost", 2.0, 1.0),
+            NodeEvent.from_dict,
+            "event",
+            "node event",
+        ),
+        (
+            JobEvent(job="j", kind=JobEventKind.LOG, node="n", at=1.0),
+            JobEvent.from_dict,
+            "kind",
+            "job event kind",
+        ),
     ],
 )
 def test_an_unknown_kind_is_a_bad_request(message, parse, field, called):
