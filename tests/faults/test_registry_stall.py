@@ -38,10 +38,14 @@ from tests.gateway.conftest import (
 )
 from tests.trainer.conftest import start_trainer  # noqa: F401 - fixture
 
-ANSWER_BOUND_S = 30.0
-"""From sending a write to its answer. nats-server stays stopped until then, so the write
-always meets the 5 s JetStream API timeout; undoing what it did (a training job's input
-files) meets it again for each step, which is what may take longer."""
+JETSTREAM_TIMEOUT_S = 5.0
+"""nats-py's JetStream API timeout: what a call meets while the server is stopped."""
+WRITE_ANSWER_S = 4 * JETSTREAM_TIMEOUT_S
+"""From sending a registry write to its answer. nats-server stays stopped until then, so
+every write meets the timeout; one is enough to fail it, and nothing undone takes longer."""
+TRAIN_ANSWER_S = 8 * JETSTREAM_TIMEOUT_S
+"""A training submission meets it once for its first input file, then once more for each
+of the three it removes again (that meets the stall too): 20 s, and as much to spare."""
 MODEL = "iris"
 NEW_DESCRIPTION = "described during a stall"
 TRAIN_SCRIPT = b"print('never run')\n"
@@ -228,7 +232,9 @@ async def writers(make_gateway: Any, nats_server: NatsServer) -> dict[str, Any]:
     await client.close()
 
 
-async def stalled_write(server: NatsServer, writer: Any, send: Awaitable[int]) -> tuple[int, float]:
+async def stalled_write(
+    server: NatsServer, writer: Any, send: Awaitable[int], bound_s: float
+) -> tuple[int, float]:
     """Send a write while the server is stopped, and keep it stopped until the write answers.
 
     Its status and the seconds to it. Then the writer's connection is flushed, so
@@ -237,11 +243,11 @@ async def stalled_write(server: NatsServer, writer: Any, send: Awaitable[int]) -
     started = time.monotonic()
     task = asyncio.ensure_future(send)
     with stalled(server):
-        done, _ = await asyncio.wait({task}, timeout=ANSWER_BOUND_S)
+        done, _ = await asyncio.wait({task}, timeout=bound_s)
     seconds = time.monotonic() - started
     if not done:
         task.cancel()
-        pytest.fail(f"no answer within {ANSWER_BOUND_S} s of a stall")
+        pytest.fail(f"no answer within {bound_s} s of a stall")
     await writer.nc.flush(timeout=10)
     return task.result(), seconds
 
@@ -265,10 +271,12 @@ async def test_a_registry_write_during_a_stall_is_503_or_504_and_whole_or_not_at
         await start_modelhost()
     before = await current_view(registry)
 
-    status, seconds = await stalled_write(nats_server, writer, write.send(writer, seed_iris))
+    status, seconds = await stalled_write(
+        nats_server, writer, write.send(writer, seed_iris), WRITE_ANSWER_S
+    )
 
     assert status in (503, 504), f"{kind} via {via} answered {status} after {seconds:.1f} s"
-    assert seconds < ANSWER_BOUND_S
+    assert seconds < WRITE_ANSWER_S
     after = await current_view(registry)
     if write.done is None:
         added = set(after.versions or ()) - set(before.versions or ())
@@ -301,11 +309,17 @@ async def test_a_training_submission_during_a_stall_is_503_or_504_and_queues_no_
     jobs = await JobStore.open(nc.jetstream())
     await start_trainer()
     writer = writers[via]
+    if via == "client":
+        # Opened before the stall, as the gateway opens it at start: a client that opens
+        # it first during one waits out JetStream's leader election (JETSTREAM_WAIT_S).
+        await writer.client.job_store()
 
-    status, seconds = await stalled_write(nats_server, writer, writer.train(seed_iris))
+    status, seconds = await stalled_write(
+        nats_server, writer, writer.train(seed_iris), TRAIN_ANSWER_S
+    )
 
     assert status in (503, 504), f"training via {via} answered {status} after {seconds:.1f} s"
-    assert seconds < ANSWER_BOUND_S
+    assert seconds < TRAIN_ANSWER_S
     # Not accepted, so no job: its input files may stay behind (removing them met the
     # stall too), under an id no job has, as an orphan file of a failed upload does.
     assert await jobs.list() == []
