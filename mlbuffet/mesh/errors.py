@@ -85,10 +85,16 @@ def from_nats(
     return None
 
 
-def check_payload(nc: Client, payload: bytes, what: str = "the request") -> None:
-    """413 before sending what the server would refuse (and the request would hang on)."""
+def check_payload(
+    nc: Client, payload: bytes, what: str = "the request", advice: str = "send a smaller batch"
+) -> None:
+    """413 before sending what the server would refuse (and a request would hang on).
+
+    The one size check of every message we send: a request here, a modelhost's
+    answer ("the answer", "ask for fewer outputs or a smaller batch").
+    """
     if len(payload) > nc.max_payload:
         raise PayloadTooLargeError(
             f"{what} is {len(payload)} bytes encoded, over the NATS limit of "
-            f"{nc.max_payload}; send a smaller batch"
+            f"{nc.max_payload}; {advice}"
         )
