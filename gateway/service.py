@@ -23,9 +23,8 @@ from gateway.hedge_metrics import HedgeMetrics
 from gateway.http_metrics import HTTP_METRICS
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.mesh.errors import from_nats
 from mlbuffet.mesh.hedging import Hedging
-from mlbuffet.mesh.request import deadline_header
+from mlbuffet.mesh.request import deadline_header, request_once
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -93,21 +92,17 @@ class MeshLink:
         """
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         headers = {**deadline_header(deadline), Header.PROBE.value: "1"}
-        try:
-            msg = await self.nc.request(
-                subjects.infer(model, version), b"", timeout=deadline - time.time(), headers=headers
-            )
-        except nats.errors.Error as exc:
-            raise (
-                from_nats(
-                    exc,
-                    WHO,
-                    no_responders=ModelNotReadyError(f"no modelhost serves {model!r} right now"),
-                    timed_out=DeadlineExceededError(f"no modelhost of {model!r} answered in time"),
-                )
-                or exc
-            ) from None
-        return unpack(msg.data, InferResponse.from_dict)
+        data = await request_once(
+            self.nc,
+            subjects.infer(model, version),
+            b"",
+            deadline - time.time(),
+            who=WHO,
+            no_responders=ModelNotReadyError(f"no modelhost serves {model!r} right now"),
+            timed_out=DeadlineExceededError(f"no modelhost of {model!r} answered in time"),
+            headers=headers,
+        )
+        return unpack(data, InferResponse.from_dict)
 
     async def echo(self, data: Any, timeout_s: float | None = None) -> EchoReply:
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)

@@ -103,6 +103,30 @@ async def request(
         await asyncio.sleep(wait)
 
 
+async def request_once(
+    nc: Client,
+    subject: str,
+    payload: bytes,
+    timeout_s: float,
+    *,
+    who: str,
+    no_responders: MLBuffetError,
+    timed_out: MLBuffetError,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """One request/reply, never retried, its NATS failures mapped (mlbuffet.mesh.errors).
+
+    For a service that runs or does not (the metrics actor, a trainer) and for a
+    readiness probe: `no_responders` and `timed_out` say what did not answer.
+    """
+    try:
+        msg = await nc.request(subject, payload, timeout=timeout_s, headers=headers)
+    except nats.errors.Error as exc:
+        error = from_nats(exc, who, no_responders=no_responders, timed_out=timed_out)
+        raise error or exc from None
+    return msg.data
+
+
 class NoRespondersWait:
     """The back-off after "no responders": short waits for a host to take the model, bounded."""
 

@@ -12,10 +12,10 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-import nats.errors
 from nats.aio.client import Client
 
 from mlbuffet.mesh.errors import from_nats
+from mlbuffet.mesh.request import request_once
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     BadRequestError,
@@ -60,23 +60,18 @@ async def submit_job(
                 await store.put_input(spec.job, name, files[name])
         except Exception as exc:
             raise from_nats(exc, who) or exc from None
-        try:
-            msg = await nc.request(subjects.train_submit(), pack(spec), timeout=timeout_s)
-        except nats.errors.Error as exc:
-            raise (
-                from_nats(
-                    exc,
-                    who,
-                    no_responders=ServiceUnavailableError(
-                        "no trainer is running; start one with `mlbuffet trainer` (or `mlbuffet up`)"
-                    ),
-                    timed_out=DeadlineExceededError(
-                        f"no trainer answered within {timeout_s:.0f} s"
-                    ),
-                )
-                or exc
-            ) from None
-        reply = unpack(msg.data, TrainAccepted.from_dict)
+        data = await request_once(
+            nc,
+            subjects.train_submit(),
+            pack(spec),
+            timeout_s,
+            who=who,
+            no_responders=ServiceUnavailableError(
+                "no trainer is running; start one with `mlbuffet trainer` (or `mlbuffet up`)"
+            ),
+            timed_out=DeadlineExceededError(f"no trainer answered within {timeout_s:.0f} s"),
+        )
+        reply = unpack(data, TrainAccepted.from_dict)
         accepted = True
         return reply
     finally:
