@@ -51,12 +51,26 @@ NEW_DESCRIPTION = "described during a stall"
 TRAIN_SCRIPT = b"print('never run')\n"
 
 
+def process_state(pid: int) -> str:
+    """The state letter of /proc/<pid>/stat: "T" once a SIGSTOP has taken effect."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
 @contextmanager
 def stalled(server: NatsServer) -> Iterator[None]:
-    """nats-server stopped (SIGSTOP) for the block, continued (SIGCONT) after it, whatever happens."""
+    """nats-server stopped (SIGSTOP) for the block, continued (SIGCONT) after it, whatever happens.
+
+    The block starts only once the process is seen stopped: on a loaded machine a signal
+    takes effect a moment after kill() returns, and a write sent in that moment got through.
+    """
     assert server.pid is not None
     os.kill(server.pid, signal.SIGSTOP)
     try:
+        deadline = time.monotonic() + 5.0
+        while process_state(server.pid) != "T":
+            assert time.monotonic() < deadline, "nats-server did not stop within 5 s"
+            time.sleep(0.001)
         yield
     finally:
         os.kill(server.pid, signal.SIGCONT)
