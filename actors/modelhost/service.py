@@ -396,6 +396,7 @@ class ModelhostService(Actor):
                 queue_s=computed.started - arrived,
                 compute_s=computed.compute_s,
                 batch_size=computed.batch_size,
+                rows=computed.rows,
             )
             return
         except MLBuffetError as exc:
@@ -472,7 +473,8 @@ def _timed_run(
         values = runtime.run_values(feeds, names)
     compute_s = time.perf_counter() - started
     outputs = tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
-    return Computed(outputs, started, compute_s, _rows(feeds))
+    rows = _rows(feeds)
+    return Computed(outputs, started, compute_s, rows, rows)
 
 
 def _threaded_run(runtime: ModelRuntime, feeds: Feeds, names: tuple[str, ...]) -> Computed:
