@@ -27,7 +27,7 @@ from tests.conftest import eventually
 from tests.onnx_models import ModelFiles
 from tests.gateway.v2.test_tritonclient import triton_infer, url_of
 
-PERF_ANALYZER_SECONDS = 2
+PERF_ANALYZER_REQUESTS = 200
 
 
 def read(url: str, call: str, *args: Any) -> Any:
@@ -185,15 +185,9 @@ async def test_perf_analyzer_measures_a_throughput_against_the_gateway(
         url_of(v2),
         "-i",
         "http",
-        "--measurement-mode",
-        "time_windows",
-        "--measurement-interval",
-        str(PERF_ANALYZER_SECONDS * 1000 // 3),
-        "--max-trials",
-        "3",  # stability is judged over the last three windows
-        "-v",
-        "--stability-percentage",
-        "100",
+        # A bounded count, one window: stabilising windows on a shared machine may never end.
+        "--request-count",
+        str(PERF_ANALYZER_REQUESTS),
         "-f",
         str(report),
         stdout=subprocess.PIPE,
@@ -205,5 +199,7 @@ async def test_perf_analyzer_measures_a_throughput_against_the_gateway(
     header, row = report.read_text().splitlines()[:2]
     figures = dict(zip(header.split(","), row.split(","), strict=True))
     assert float(figures["Inferences/Second"]) > 0, text
+    assert int(figures["Concurrency"]) == 1
+    # Every request it timed was served and counted by the modelhost (a few more warm it up).
     served = (await iris_stats(v2))["inference_stats"]["success"]["count"]
-    assert served > 0  # the requests it timed were served and counted by the modelhost
+    assert served >= PERF_ANALYZER_REQUESTS
