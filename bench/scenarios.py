@@ -334,21 +334,22 @@ def aiohttp_inline() -> tuple[Child, str]:
     return child, f"http://127.0.0.1:{port}"
 
 
-def mlserver(python: str, folder: Path) -> tuple[Child, str]:
-    """Start MLServer from its own virtualenv with bench/peers/mlserver's ONNX runtime."""
+def mlserver(python: str, folder: Path, parallel_workers: int | None = None) -> tuple[Child, str]:
+    """Start MLServer from its own virtualenv with bench/peers/mlserver's ONNX runtime.
+
+    `parallel_workers` None keeps MLServer's default (1 inference process)."""
     model_dir = folder / "iris"
     model_dir.mkdir(parents=True, exist_ok=True)
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    (folder / "settings.json").write_text(
-        json.dumps(
-            {
-                "host": "127.0.0.1",
-                "http_port": http_port,
-                "grpc_port": grpc_port,
-                "metrics_port": metrics_port,
-            }
-        )
-    )
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "http_port": http_port,
+        "grpc_port": grpc_port,
+        "metrics_port": metrics_port,
+    }
+    if parallel_workers is not None:
+        settings["parallel_workers"] = parallel_workers
+    (folder / "settings.json").write_text(json.dumps(settings))
     (model_dir / "model-settings.json").write_text(
         json.dumps(
             {

@@ -28,7 +28,9 @@ async def stats(request: web.Request) -> web.Response:
     if "model" in request.match_info:
         name, number = target(request)
         record = await mesh.view.get(name)
-        wanted = [(name, list(record.versions) if number is None else [record.version(number).version])]
+        wanted = [
+            (name, list(record.versions) if number is None else [record.version(number).version])
+        ]
     else:
         wanted = [(n, list(r.versions)) for n, r in sorted(mesh.view.records.items())]
     return answer(statistics(await mesh.modelhost_counters(), wanted))

@@ -24,8 +24,8 @@ from mlbuffet.protocol.messages import InferRequest, Tensor, pack, unpack_map
 from mlbuffet.protocol.records import ModelSettings
 from mlbuffet.registry import Registry
 from tests.conftest import eventually
-from tests.onnx_models import ModelFiles
 from tests.gateway.v2.test_tritonclient import triton_infer, url_of
+from tests.onnx_models import ModelFiles
 
 PERF_ANALYZER_REQUESTS = 200
 
