@@ -36,8 +36,8 @@ from bench.models import IRIS, build_squeezenet
 from bench.processes import Child, cpu_seconds, python_child
 from bench.scenarios import REFERENCES, Row, guarded, ratio
 from bench.servers import ServerRow
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
-from mlbuffet.runner import run
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
+from mlbuffet.roles.runner import run
 
 CNN_SETTINGS = {"max_batch_size": 8, "max_queue_delay_us": 2000}
 """squeezenet's batching in the CNN scenarios: up to 8 images a run, 2 ms to gather them."""
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class Mesh:
+class BenchProcesses:
     """nats-server + gateway + modelhosts, each started once and stopped at the end."""
 
     def __init__(self, folder: Path) -> None:
@@ -149,7 +149,7 @@ async def run_all(args: argparse.Namespace) -> Results:
             ]
             rows += cnn_rows
             best_cnn = max(r.measured.rps for r in cnn_rows if r.measured)
-        mesh = Mesh(folder)
+        mesh = BenchProcesses(folder)
         await mesh.start()
         try:
             echo = Row("raw NATS echo", None)
@@ -219,7 +219,11 @@ async def run_all(args: argparse.Namespace) -> Results:
 
 
 async def mlbuffet_rows(
-    mesh: Mesh, iris_host: Child, seconds: float, prefer_wrk: bool, args: argparse.Namespace
+    mesh: BenchProcesses,
+    iris_host: Child,
+    seconds: float,
+    prefer_wrk: bool,
+    args: argparse.Namespace,
 ) -> list[ServerRow]:
     """MLBuffet's HTTP routes at 1 and 64 connections, with each process's CPU per request."""
     assert mesh.server.pid is not None
@@ -266,7 +270,7 @@ async def mlbuffet_rows(
     return out
 
 
-async def perf_analyzer_row(mesh: Mesh, seconds: float) -> ServerRow:
+async def perf_analyzer_row(mesh: BenchProcesses, seconds: float) -> ServerRow:
     row = ServerRow(
         "MLBuffet /v2, load from Triton's perf_analyzer",
         "binary tensors, async HTTP, same mesh",
@@ -285,7 +289,7 @@ async def perf_analyzer_row(mesh: Mesh, seconds: float) -> ServerRow:
     return row
 
 
-async def scale_rows(mesh: Mesh, seconds: float) -> list[Row]:
+async def scale_rows(mesh: BenchProcesses, seconds: float) -> list[Row]:
     """One modelhost of one core against two: the mesh scales by adding processes."""
     one_core = ("--models", "squeezenet", "--workers", "1", "--intra-op-threads", "1")
     first = mesh.modelhost(*one_core)

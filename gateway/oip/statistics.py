@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlbuffet.protocol.messages import Heartbeat
+from mlbuffet.protocol.cluster import Heartbeat
 
 NS_PER_S = 1_000_000_000
 

@@ -2,7 +2,7 @@
 
 from gateway.routes import (
     models,
-    observe,
+    monitoring,
     prediction,
     root,
     train,
@@ -19,7 +19,7 @@ ROUTES: tuple[Route, ...] = (
     *v2_extensions.ROUTES,
     *v2.ROUTES,
     *v2_repository.ROUTES,
-    *observe.ROUTES,
+    *monitoring.ROUTES,
     *train.ROUTES,
 )
 

@@ -18,10 +18,11 @@ from tritonclient.utils import InferenceServerException
 
 from bench.peers.venvs import ENVS, make, perf_analyzer_command
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
+from mlbuffet.mesh.connection import close_quietly, connect
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import InferRequest, Tensor, pack, unpack_map
+from mlbuffet.protocol.inference import InferRequest, Tensor
 from mlbuffet.protocol.records import ModelSettings
+from mlbuffet.protocol.wire import pack, unpack_map
 from mlbuffet.registry import Registry
 from tests.conftest import eventually
 from tests.gateway.v2.test_tritonclient import triton_infer, url_of
