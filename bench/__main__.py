@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="3 s per scenario")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="PATH",
+        help="also write the servers' table and the targets as Markdown (for docs/)",
+    )
     parser.add_argument("--no-wrk", action="store_true", help="use the Python HTTP generator")
     parser.add_argument(
         "--profile",
@@ -323,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     found = report.targets(results.servers, results.rows, results.modelhost_nats_cpu_us)
     print(report.report(results.servers, results.rows, found, generator))
     print(f"(run took {time.perf_counter() - began:.0f} s, {args.seconds:g} s per scenario)")
+    if args.markdown:
+        args.markdown.write_text(report.markdown(results.servers, found))
     if args.json:
         document: dict[str, Any] = {
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

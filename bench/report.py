@@ -69,7 +69,8 @@ def best_peer(servers: list[ServerRow], connections: int = 64) -> ServerRow | No
     return max(peers, key=lambda r: r.rps(connections) or 0.0, default=None)
 
 
-def server_table(servers: list[ServerRow]) -> list[str]:
+def server_table(servers: list[ServerRow], markdown: bool = False) -> list[str]:
+    """The servers side by side; `markdown` gives the same as a Markdown table (for docs/)."""
     ours = find(servers, OURS_REFERENCE)
     header = (
         "server",
@@ -106,7 +107,17 @@ def server_table(servers: list[ServerRow]) -> list[str]:
                 versus,
             )
         )
+    if markdown:
+        rows = [header, tuple("---" for _ in header), *lines]
+        return ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return grid(header, lines)
+
+
+def markdown(servers: list[ServerRow], found: list[Target]) -> str:
+    """The servers and the targets of a run, ready to paste into docs/performance.md."""
+    out = server_table(servers, markdown=True)
+    out += ["", *target_lines(found)]
+    return "\n".join(out) + "\n"
 
 
 def scenario_table(rows: list[Row]) -> list[str]:
