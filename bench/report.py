@@ -107,10 +107,17 @@ def server_table(servers: list[ServerRow], markdown: bool = False) -> list[str]:
                 versus,
             )
         )
+    notes = [f"- {r.server}, {r.setting}: {r.why}" for r in servers if r.cells and r.why]
+    notes += [
+        f"- {r.server}, c={c}: measured by {cell.measured.generator}"
+        for r in servers
+        for c, cell in r.cells.items()
+        if cell.measured and "differed" in cell.measured.generator
+    ]
     if markdown:
         rows = [header, tuple("---" for _ in header), *lines]
-        return ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return grid(header, lines)
+        return ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + notes
+    return grid(header, lines) + notes
 
 
 def markdown(servers: list[ServerRow], found: list[Target]) -> str:

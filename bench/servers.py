@@ -58,7 +58,7 @@ class ServerRow:
     ours: bool = False
     cells: dict[int, Cell] = field(default_factory=dict)
     why: str = ""
-    """Why there are no figures (not installed, did not start)."""
+    """Why there are no figures, or not all of them (not installed, did not start, failed)."""
 
     def rps(self, connections: int) -> float | None:
         cell = self.cells.get(connections)
@@ -227,7 +227,7 @@ PEERS = (
         scenarios.V2_JSON,
     ),
     Peer(
-        "Triton 2.x via PyTriton 0.7.0",
+        "Triton via PyTriton 0.7.0 (its bundled server)",
         "2 instances (one per core), its default dynamic batching (max 4, no delay)",
         "pytriton",
         start_pytriton,
