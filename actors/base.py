@@ -99,12 +99,6 @@ class TaskSet:
             return True
         return False
 
-    def take_queued(self) -> list[Any]:
-        """Remove the offered work not started yet and return its items, for the caller to answer."""
-        items = [item for _, item, _ in self._queued]
-        self._queued.clear()
-        return items
-
     def start(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> None:
         """Run `coro` now, over the limit if need be: for the little work that must never wait."""
         task = asyncio.create_task(coro, name=name)

@@ -41,7 +41,6 @@ from mlbuffet.protocol.errors import (
     ModelNotFoundError,
     OverloadedError,
     PayloadTooLargeError,
-    ServiceUnavailableError,
 )
 from mlbuffet.protocol.headers import Header
 from mlbuffet.protocol.messages import (
@@ -343,11 +342,8 @@ class ModelhostService(Actor):
 
         Decided before anything is decoded: under overload a refusal costs one
         reply, and what waits is the raw message, never a task or its tensors.
-        A probe (no work) is never refused, except by a stalled host.
+        A probe (no work) is never refused.
         """
-        if self.stall.stalled:
-            await self._refuse_stalled(msg)
-            return
         if self.tasks.offer(self._serve_infer, msg, "infer"):
             return
         if _is_probe(msg):
@@ -447,32 +443,19 @@ class ModelhostService(Actor):
                 self.node_id,
                 self.stall.reason(),
             )
+            # What it holds stays: its callers hedge it, as they would a dead host's. (A 503
+            # would count as an answer, and may end a request that a later copy would save.)
             async with self._membership:
                 for served in self.served.values():
                     subs, served.subscriptions = served.subscriptions, []
                     for sub in subs:
-                        await self.unsubscribe(sub)  # what it delivers is refused below
-            # Queued requests would wait on the hung runs: their callers retry elsewhere now.
-            for msg in self.tasks.take_queued():
-                await self._refuse_stalled(msg)
+                        await self.unsubscribe(sub)
         else:
             log.warning("%s finished a run again; rejoining the queue groups", self.node_id)
             async with self._membership:
                 for name, served in self.served.items():
                     if not served.subscriptions:
                         served.subscriptions = await self._subscribe_model(name)
-
-    async def _refuse_stalled(self, msg: Msg) -> None:
-        self.stall.refused += 1
-        await self._reply(
-            msg,
-            pack_error(
-                ServiceUnavailableError(
-                    f"modelhost {self.node_id} is {self.stall.reason()}; "
-                    "it has left the queue group: retry"
-                )
-            ),
-        )
 
     async def _on_echo(self, msg: Msg) -> None:
         try:

@@ -54,8 +54,6 @@ class StallWatch:
         self.stalled = False
         self.stalls = 0
         """Times this host stalled since start."""
-        self.refused = 0
-        """Requests answered 503 because they reached this host while it was stalled."""
         self.pending = 0
         """Runs started and not finished (waiting for a compute thread, or running)."""
         self.silent_s = 0.0
