@@ -7,7 +7,7 @@ in threads), so the host itself can tell and step aside: when runs are
 pending and none has finished for `limit_s`, it is *stalled*; the service
 then leaves the queue groups and answers "not ready" until a run finishes
 again. (A process that runs no code at all, SIGSTOPped, cannot do this:
-nats-server drops it after unanswered PINGs, mlbuffet/natsserver.py.)
+nats-server drops it after unanswered PINGs, mlbuffet/natsd/server.py.)
 
 The limit follows the model: `max(floor, STALL_FACTOR x the slowest recent
 run)`, warm-up included, so a model that takes 10 s a run is not taken for

@@ -8,12 +8,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.service import MESH, Mesh
+from gateway.service import MESH, MeshLink
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
 from mlbuffet.protocol.names import ModelRef, parse_model_name
 
 
-def mesh_of(request: web.Request) -> Mesh:
+def mesh_of(request: web.Request) -> MeshLink:
     return request.app[MESH]
 
 

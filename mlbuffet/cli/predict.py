@@ -15,7 +15,7 @@ from mlbuffet.cli.transport import PredictInput, Transport
 from mlbuffet.config import default_environ
 
 PREPROCESSING = ("raw", "unit", "imagenet")
-"""As mlbuffet.images.PREPROCESSING; spelled here so --help needs no pillow."""
+"""As mlbuffet.codecs.images.PREPROCESSING; spelled here so --help needs no pillow."""
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:

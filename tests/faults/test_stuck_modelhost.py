@@ -8,7 +8,7 @@ handing it its share of requests until something takes it out of the queue group
   behind a hung kernel); its event loop still runs, so it notices (stall.py), leaves the
   queue group and says why it is not ready; once a run finishes it rejoins.
 - stopped: a real modelhost process gets SIGSTOP and runs no code; nats-server drops it
-  after unanswered PINGs (natsserver.py); after SIGCONT it reconnects and serves again.
+  after unanswered PINGs (mlbuffet/natsd/server.py); after SIGCONT it reconnects and serves again.
 
 What NATS routes to whom is read from nats-server's own monitoring (/connz), so "out of the
 queue group" is the server's view, not the host's. Every request sent after the detection
@@ -31,7 +31,7 @@ import pytest
 
 from actors.modelhost.readiness import unready_reason
 from mlbuffet.client import Client
-from mlbuffet.natsserver import MAX_PINGS_OUT, PING_INTERVAL_S, NatsServer, NatsServerConfig
+from mlbuffet.natsd.server import MAX_PINGS_OUT, PING_INTERVAL_S, NatsServer, NatsServerConfig
 from mlbuffet.protocol import subjects
 from tests.conftest import eventually
 from tests.faults.conftest import LoadResult, SpawnModelhost, bounded_load, slow_input
@@ -57,7 +57,7 @@ _MONITOR = re.compile(r"Starting http monitor on (\S+:\d+)")
 
 
 class MonitoredNatsServer(NatsServer):
-    """The suite's nats-server (natsserver.py's defaults) with its monitoring port on loopback."""
+    """The suite's nats-server (mlbuffet/natsd/server.py defaults) with its monitoring port on loopback."""
 
     def __init__(self, data_dir: Path) -> None:
         self.lines: list[str] = []

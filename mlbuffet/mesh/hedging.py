@@ -13,7 +13,7 @@ deposits `ratio` of a token, every hedge or retry takes a whole one, and a
 reserve of `min_per_s` tokens a second (at most `burst`) lets a quiet caller
 ride out a host's death. Under overload the budget runs dry and hedging stops
 long before it could double the load. The request loop itself lives in
-`mlbuffet.nats_request`.
+`mlbuffet.mesh.request`.
 
 A host that is stopped (SIGSTOP), not dead, keeps its subscriptions until
 nats-server drops it for unanswered PINGs, so every copy of a request can land
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlbuffet.config import ConfigError, env_float, env_int
-from mlbuffet.natsserver import STOPPED_CLIENT_DROPPED_S
+from mlbuffet.natsd.server import STOPPED_CLIENT_DROPPED_S
 
 LATENCY_SAMPLES = 64
 """Latencies kept per subject; the p95 of these sets the hedge delay."""

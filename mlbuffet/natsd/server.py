@@ -38,7 +38,7 @@ after it stops, rather than nats-server's default 4-6 minutes (2 min x 2)."""
 STOPPED_CLIENT_DROPPED_S = (MAX_PINGS_OUT + 2) * PING_INTERVAL_S
 """The latest a stopped client is dropped: PINGs go on a timer whose first tick is skipped
 if the client sent something within the interval, and the connection closes at the tick
-after MAX_PINGS_OUT unanswered ones. Hedging sends a last copy after this (hedging.py)."""
+after MAX_PINGS_OUT unanswered ones. Hedging sends a last copy after this (mlbuffet/mesh/hedging.py)."""
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
