@@ -57,7 +57,7 @@ _MONITOR = re.compile(r"Starting http monitor on (\S+:\d+)")
 
 
 class MonitoredNatsServer(NatsServer):
-    """The suite's nats-server (mlbuffet/natsd/server.py defaults) with its monitoring port on loopback."""
+    """The suite's nats-server (natsd/server.py's defaults), its monitoring port on loopback."""
 
     def __init__(self, data_dir: Path) -> None:
         self.lines: list[str] = []
@@ -133,6 +133,7 @@ async def test_a_wedged_modelhost_leaves_the_queue_group_and_rejoins_once_a_run_
         await eventually(lambda: wedged.stall.stalled, timeout_s=10)
         moments["stalled"] = time.monotonic()
         assert unready_reason(wedged).startswith("stalled: "), unready_reason(wedged)
+        assert wedged.heartbeat_load().counters["stalled"] == 1
         await eventually(lambda: not wedged._membership.locked(), timeout_s=5)
         assert not await subscribed()  # the server routes it nothing
         moments["out"] = time.monotonic()
@@ -141,6 +142,7 @@ async def test_a_wedged_modelhost_leaves_the_queue_group_and_rejoins_once_a_run_
         moments["freed"] = time.monotonic()
         await eventually(subscribed, timeout_s=10)
         assert unready_reason(wedged) is None
+        assert wedged.heartbeat_load().counters["stalled"] == 0
         moments["back"] = time.monotonic()
 
     try:

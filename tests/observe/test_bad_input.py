@@ -96,6 +96,24 @@ async def test_a_modelhosts_queue_is_a_gauge_and_junk_in_it_counts_as_0(nc, star
     assert queued == {"q1": 7, "q2": 0}
 
 
+async def test_a_stalled_modelhost_shows_as_a_gauge_and_its_stalls_as_a_counter(nc, start_metrics):
+    metrics = await start_metrics()
+    for node, counters in (("s1", {"stalled": 1, "stalls": 3}), ("s2", {})):
+        beat = {**GOOD, "node": node, "counters": counters}
+        await nc.publish(f"mlbuffet.heartbeat.modelhost.{node}", msgpack.packb(beat))
+    await nc.flush()
+    samples: dict = {}
+
+    async def both_scraped() -> bool:
+        samples.update(await scrape(metrics.metrics_url))
+        return value(samples, "mlbuffet_node_up", node="s2") == 1
+
+    await eventually(both_scraped)
+    stalled = {s.labels["node"]: s.value for s in samples["mlbuffet_modelhost_stalled"]}
+    assert stalled == {"s1": 1, "s2": 0}  # a host that does not say (an older one) is not
+    assert value(samples, "mlbuffet_modelhost_stalls_total", node="s1") == 3
+
+
 def test_up_metrics_port_settings():
     assert UpConfig().metrics_port == 9091
     config, _ = parse_args(["--metrics-port", "-1"], {})
