@@ -78,6 +78,7 @@ class StallWatch:
         """Around one request's run, from when it waits for a thread until it has its result."""
         self.pending += 1
         started = time.monotonic()
+        stalls_before = self.stalls
         finished = False
         try:
             yield
@@ -93,7 +94,8 @@ class StallWatch:
             if finished:
                 self._finished = True
                 self.silent_s = 0.0
-                self._recent.append(time.monotonic() - started)
+                if self.stalls == stalls_before:  # a hung run must not raise the next limit
+                    self._recent.append(time.monotonic() - started)
 
     def tick(self, now: float) -> Change | None:
         """Called every CHECK_EVERY_S by the host's loop; a change of state, or None."""

@@ -10,8 +10,10 @@ import asyncio
 
 import pytest
 
+from actors.modelhost.__main__ import parse_args as modelhost_args
 from actors.modelhost.batching import RequestExpired
 from actors.modelhost.stall import MAX_TICK_S, STALL_FACTOR, Change, StallWatch
+from mlbuffet.config import ConfigError
 
 
 def ticks(watch: StallWatch, start: float, seconds: float, step: float = 0.1) -> list[Change]:
@@ -34,6 +36,7 @@ def test_a_host_with_pending_runs_and_no_finished_one_stalls_after_the_floor():
     assert watch.tick(3.0) is Change.RECOVERED
     assert not watch.stalled
     assert watch.stalls == 1
+    assert watch.limit_s == 2.0  # the hung run's length is not taken for the model's pace
 
 
 def test_an_idle_host_never_stalls():
@@ -85,3 +88,13 @@ def test_floor_zero_turns_the_watch_off():
     watch = StallWatch(floor_s=0.0)
     with watch.run():
         assert ticks(watch, 0.0, 30.0) == []
+
+
+def test_stall_after_comes_from_the_flag_or_the_environment_and_a_bad_one_is_named():
+    config, _ = modelhost_args(["--stall-after", "5"], {})
+    assert config.stall_after_s == 5.0
+    config, _ = modelhost_args([], {"MLBUFFET_MODELHOST_STALL_AFTER": "0"})
+    assert config.stall_after_s == 0.0  # off
+    for bad in ("-1", "nan", "inf"):
+        with pytest.raises(ConfigError, match="--stall-after"):
+            modelhost_args(["--stall-after", bad], {})

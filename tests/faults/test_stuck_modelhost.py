@@ -87,10 +87,8 @@ class MonitoredNatsServer(NatsServer):
 
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[MonitoredNatsServer]:
-    server = MonitoredNatsServer(tmp_path / "nats")
-    await server.start()
-    yield server
-    await server.stop()
+    async with MonitoredNatsServer(tmp_path / "nats") as server:
+        yield server
 
 
 def slow_share(outcomes: list[Any]) -> float:
@@ -118,6 +116,7 @@ async def test_a_wedged_modelhost_leaves_the_queue_group_and_rejoins_once_a_run_
     client = await Client.connect(nats_server.url, timeout=10)
     release = threading.Event()
     moments: dict[str, float] = {}
+    limits: dict[str, float] = {}
 
     async def infer() -> str:
         return (await client.infer("slow", {"x": slow_input()})).node
@@ -132,6 +131,7 @@ async def test_a_wedged_modelhost_leaves_the_queue_group_and_rejoins_once_a_run_
         moments["stuck"] = time.monotonic()
         await eventually(lambda: wedged.stall.stalled, timeout_s=10)
         moments["stalled"] = time.monotonic()
+        limits["at stall"] = wedged.stall.limit_s
         assert unready_reason(wedged).startswith("stalled: "), unready_reason(wedged)
         assert wedged.heartbeat_load().counters["stalled"] == 1
         await eventually(lambda: not wedged._membership.locked(), timeout_s=5)
@@ -158,12 +158,13 @@ async def test_a_wedged_modelhost_leaves_the_queue_group_and_rejoins_once_a_run_
         f"sent while it was stuck and subscribed: {len(before)}, "
         f"{sum(o.node is None for o in before)} failed; "
         f"stalled after {moments['stalled'] - moments['stuck']:.2f} s (limit "
-        f"{wedged.stall.limit_s:.1f} s), out of the queue group {detected_s:.2f} s after the "
+        f"{limits['at stall']:.1f} s), out of the queue group {detected_s:.2f} s after the "
         f"wedge; back {moments['back'] - moments['freed']:.2f} s after it was freed"
     )
     assert [o for o in result.sent_after(moments["out"]) if o.node is None] == []
     assert len(after) > 50 and slow_share(after) <= SLOW_SHARE_ALLOWED
-    assert detected_s < wedged.stall.limit_s + 2.0
+    assert detected_s < limits["at stall"] + 2.0
+    assert wedged.stall.limit_s <= limits["at stall"]  # the hung runs did not raise it
     assert wedged.stall.stalls == 1
     # Back in the group, it serves again.
     back = result.sent_after(moments["back"])
