@@ -1,6 +1,6 @@
 """MLBuffet's benchmark: one command, one table, ratios to the references measured in the same run.
 
-    python -m bench                      # every scenario, 10 s each (about 4 minutes)
+    python -m bench                      # every scenario, 10 s each (466 s on a busy 2-core machine)
     python -m bench --quick              # 3 s each
     python -m bench --json results.json  # the table as JSON too
     python -m bench.peers.venvs          # first: every peer's own virtualenv (once)
