@@ -200,7 +200,8 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
         discovery.cancel()
         with contextlib.suppress(asyncio.CancelledError, nats.errors.Error):
             await discovery
-        await heartbeats.unsubscribe()
+        with contextlib.suppress(nats.errors.Error):  # the connection may be gone already
+            await heartbeats.unsubscribe()
         await view.stop()
     finally:
         inspector.close()
