@@ -231,8 +231,12 @@ def targets(
 
 
 def target_lines(found: list[Target]) -> list[str]:
-    verdict = {True: "met", False: "MISSED", None: "not measured"}
-    return [f"{t.number}. {t.what}: {t.figure} -> {verdict[t.met]}" for t in found]
+    verdict = {True: "met", False: "MISSED"}
+    return [
+        f"{t.number}. {t.what}: "
+        + ("not measured in this run" if t.met is None else f"{t.figure} -> {verdict[t.met]}")
+        for t in found
+    ]
 
 
 def report(servers: list[ServerRow], rows: list[Row], found: list[Target], generator: str) -> str:

@@ -31,12 +31,9 @@ REFERENCES = {
     "ort_squeezenet_b1": 199.0,
     "ort_squeezenet_b8": 338.0,
     "nats_echo": 26_500.0,
-    "aiohttp_inline": 8_400.0,
-    "mlserver": 1_600.0,
 }
 """The issue's figures, measured on a machine like this one (2 cores)."""
 
-REST_CONNECTIONS = 64
 NATS_IN_FLIGHT = 64
 CNN_CLIENTS = 16
 V2_JSON = json.dumps(
@@ -305,27 +302,6 @@ async def probe_status(url: str, body: bytes, headers: dict[str, str]) -> int:
     ):
         await response.read()
         return response.status
-
-
-async def http_row(
-    scenario: str,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    seconds: float,
-    *,
-    connections: int = REST_CONNECTIONS,
-    prefer_wrk: bool = True,
-) -> Row:
-    status = await probe_status(url, body, headers)
-    if status == 404:
-        return unavailable(scenario, f"{url} answers 404 (route not in this tree)")
-    if status != 200:
-        return unavailable(scenario, f"{url} answers {status}")
-    measured = await load.http_load(
-        url, body, headers, connections=connections, seconds=seconds, prefer_wrk=prefer_wrk
-    )
-    return Row(scenario, measured)
 
 
 def aiohttp_inline() -> tuple[Child, str]:
