@@ -7,6 +7,7 @@ Object Store); the answer is 202 with the job id, long before the job ends.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from aiohttp import web
@@ -53,8 +54,8 @@ def _timeout(raw: str | None) -> float | None:
         value = float(raw)
     except ValueError:
         raise UnprocessableError(f"timeout must be a number of seconds, not {raw!r}") from None
-    if not value > 0:
-        raise UnprocessableError("timeout must be a positive number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise UnprocessableError(f"timeout must be a positive number of seconds, not {raw!r}")
     return value
 
 
