@@ -7,7 +7,6 @@ Object Store); the answer is 202 with the job id, long before the job ends.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from aiohttp import web
@@ -21,7 +20,7 @@ from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
 from mlbuffet.protocol.messages import TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
-from mlbuffet.training import log_lines, new_job_id, submit_job
+from mlbuffet.training import checked_timeout, log_lines, new_job_id, submit_job
 from mlbuffet.training.views import job_view
 
 REQUIRED_FILES = ("script", "requirements", "dataset")
@@ -54,9 +53,7 @@ def _timeout(raw: str | None) -> float | None:
         value = float(raw)
     except ValueError:
         raise UnprocessableError(f"timeout must be a number of seconds, not {raw!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise UnprocessableError(f"timeout must be a positive number of seconds, not {raw!r}")
-    return value
+    return checked_timeout(value)
 
 
 async def submit(request: web.Request) -> web.Response:

@@ -38,7 +38,6 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     ServiceUnavailableError,
-    UnprocessableError,
     UnsupportedMediaTypeError,
 )
 from mlbuffet.protocol.messages import (
@@ -54,7 +53,7 @@ from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_n
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
 from mlbuffet.registry import Registry
 from mlbuffet.registry.check_file import inspect_in_subprocess
-from mlbuffet.training import JobStore, log_lines, new_job_id, submit_job
+from mlbuffet.training import JobStore, checked_timeout, log_lines, new_job_id, submit_job
 
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of a request that brings none, as the gateway's --request-timeout."""
@@ -391,8 +390,7 @@ class Client:
         """
         name = parse_model_name(model)
         output = parse_file_name(output_file or DEFAULT_OUTPUT_FILE, "output file name")
-        if timeout is not None and not timeout > 0:
-            raise UnprocessableError("timeout must be a positive number of seconds")
+        checked_timeout(timeout)
         store = await self.job_store()
         with tempfile.TemporaryDirectory(prefix="mlbuffet-train-") as folder:
             staged = await asyncio.to_thread(
