@@ -172,7 +172,7 @@ def _with_missing_values(
             f"input {spec.name!r} is {spec.datatype}: null (a missing value, NaN) is only "
             "for floating-point inputs"
         )
-    if not all(v is None or type(v) in (int, float, bool) for v in leaves):
+    if not all(v is None or type(v) in (int, float) for v in leaves):
         return None
     try:
         return np.array(raw, dtype=np.float64)
