@@ -9,8 +9,15 @@ does not fit, and 200 where the route takes any value.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import quote
+
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+from mlbuffet.protocol import tensors
 
 PLACE = b"@"
 BOUNDARY = "body-cases-boundary-91c2"
@@ -195,3 +202,101 @@ MALFORMED_FORMS: list[tuple[str, bytes, str]] = [
     ("JSON sent as a form", b'{"values": [1, 2, 3, 4]}', FORM_TYPE),
 ]  # fmt: skip
 """Forms that do not parse (400), and one that parses without the route's file (422)."""
+
+
+# Hypothesis strategies: the property tests draw from them, and the gateway test sends a
+# seeded sample of them (the same documents on every run, so a failure names its input).
+
+numbers = (
+    st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e308, -1e308, 3.5e38, 65520.0, 2.0**53 + 1, -0.0, 5e-324])
+    | st.sampled_from([math.nan, math.inf, -math.inf])
+)
+scalars = st.none() | st.booleans() | numbers | st.text(max_size=8)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=24,
+)
+"""Python values json.dumps can write; NaN, infinities and huge integers included."""
+
+
+@st.composite
+def oip_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    """Mostly well-formed OIP inputs (shape fits data), with hostile elements and fields."""
+    elements = st.floats() | numbers | st.none() if draw(st.integers(0, 2)) else json_values
+    data = draw(st.lists(elements, max_size=6))
+    raw: dict[str, Any] = {
+        "name": draw(st.just("x") | st.text(max_size=3)),
+        "datatype": draw(st.sampled_from(["FP16", "FP32", "FP64"]) | st.sampled_from(DATATYPES)),
+        "shape": draw(
+            st.just([len(data)]) | st.lists(st.integers(-1, 5), max_size=3) | json_values
+        ),
+        "data": data,
+    }
+    if draw(st.integers(0, 4)) == 0:
+        raw["parameters"] = draw(st.dictionaries(st.just("binary_data_size"), json_values))
+    return raw
+
+
+DATATYPES = [*tensors.DATATYPES, "FP128", ""]
+
+
+@st.composite
+def oip_documents(draw: st.DrawFn) -> dict[str, Any]:
+    if draw(st.integers(0, 9)) == 0:
+        return {"inputs": draw(json_values)}
+    document: dict[str, Any] = {"inputs": draw(st.lists(oip_inputs(), min_size=1, max_size=2))}
+    for key in ("id", "outputs", "parameters"):
+        if draw(st.integers(0, 5)) == 0:
+            document[key] = draw(st.text(max_size=4) if key == "id" else json_values)
+    return document
+
+
+def leaves(value: Any) -> list[Any]:
+    stack, found = [value], []
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        else:
+            found.append(item)
+    return found
+
+
+def not_finite(value: Any) -> bool:
+    return any(isinstance(v, float) and not math.isfinite(v) for v in leaves(value))
+
+
+def too_large(value: Any) -> bool:
+    return any(isinstance(v, int) and abs(v) > 1.7976931348623157e308 for v in leaves(value))
+
+
+iris_rows = st.lists(st.lists(numbers | st.none(), min_size=4, max_size=4), min_size=1, max_size=3)
+"""Rows the iris model takes, but for their numbers: NaN, infinities, nulls, huge values."""
+
+_T = TypeVar("_T")
+
+
+def drawn(strategy: st.SearchStrategy[_T], count: int) -> list[_T]:
+    """`count` examples of `strategy`, seeded: the same ones on every run."""
+    found: list[_T] = []
+
+    @seed(20261204)
+    @settings(
+        max_examples=count,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(example: _T) -> None:
+        found.append(example)
+
+    collect()
+    return found

@@ -9,7 +9,6 @@ bodies through the real gateway.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
@@ -25,43 +24,7 @@ from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import BadRequestError, MLBuffetError
 from mlbuffet.protocol.messages import Tensor
 from mlbuffet.protocol.records import Signature, TensorSpec
-
-numbers = (
-    st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.sampled_from([1e308, -1e308, 3.5e38, 65520.0, 2.0**53 + 1, -0.0, 5e-324])
-    | st.sampled_from([math.nan, math.inf, -math.inf])
-)
-scalars = st.none() | st.booleans() | numbers | st.text(max_size=8)
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
-    ),
-    max_leaves=24,
-)
-"""Python values json.dumps can write; NaN, infinities and huge integers included."""
-
-
-def leaves(value: Any) -> list[Any]:
-    stack, found = [value], []
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        else:
-            found.append(item)
-    return found
-
-
-def not_finite(value: Any) -> bool:
-    return any(isinstance(v, float) and not math.isfinite(v) for v in leaves(value))
-
-
-def too_large(value: Any) -> bool:
-    return any(isinstance(v, int) and abs(v) > 1.7976931348623157e308 for v in leaves(value))
+from tests.hostile.body_cases import json_values, leaves, not_finite, oip_documents, too_large
 
 
 @settings(max_examples=300)
@@ -121,38 +84,6 @@ def test_rest_values_give_tensors_without_infinities_or_a_422(spec: TensorSpec, 
         assert exc.status == 422 and exc.message
         return
     finite_where_given(tensor, parsed)
-
-
-@st.composite
-def oip_inputs(draw: st.DrawFn) -> dict[str, Any]:
-    """Mostly well-formed OIP inputs (shape fits data), with hostile elements and fields."""
-    elements = st.floats() | numbers | st.none() if draw(st.integers(0, 2)) else json_values
-    data = draw(st.lists(elements, max_size=6))
-    raw: dict[str, Any] = {
-        "name": draw(st.just("x") | st.text(max_size=3)),
-        "datatype": draw(st.sampled_from(["FP16", "FP32", "FP64"]) | st.sampled_from(DATATYPES)),
-        "shape": draw(
-            st.just([len(data)]) | st.lists(st.integers(-1, 5), max_size=3) | json_values
-        ),
-        "data": data,
-    }
-    if draw(st.integers(0, 4)) == 0:
-        raw["parameters"] = draw(st.dictionaries(st.just("binary_data_size"), json_values))
-    return raw
-
-
-DATATYPES = [*tensors.DATATYPES, "FP128", ""]
-
-
-@st.composite
-def oip_documents(draw: st.DrawFn) -> dict[str, Any]:
-    if draw(st.integers(0, 9)) == 0:
-        return {"inputs": draw(json_values)}
-    document: dict[str, Any] = {"inputs": draw(st.lists(oip_inputs(), min_size=1, max_size=2))}
-    for key in ("id", "outputs", "parameters"):
-        if draw(st.integers(0, 5)) == 0:
-            document[key] = draw(st.text(max_size=4) if key == "id" else json_values)
-    return document
 
 
 @settings(max_examples=300)

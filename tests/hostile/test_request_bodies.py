@@ -8,6 +8,7 @@ still works, and the registry holds what it held (refusals change nothing).
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -272,3 +273,42 @@ async def test_form_fields_that_are_not_valid_settings_or_timeouts_are_refused(
         {"Content-Type": cases.FORM_TYPE},
     )  # fmt: skip
     assert status == 201, text
+
+
+RANDOM_DOCUMENTS = 60
+"""Per strategy: enough to mix every kind of element, few enough for a loaded 2-core machine."""
+
+
+async def test_random_documents_get_an_answer_or_a_4xx_and_never_an_infinity(
+    client: Gateway,
+) -> None:
+    """A seeded hypothesis sample of JSON (NaN, infinities, huge integers, nesting) on the
+    prediction and /v2 routes: every answer a 200 without infinities, a 400 or a 422."""
+    sent: list[tuple[str, Any]] = []
+    for values in cases.drawn(cases.json_values, RANDOM_DOCUMENTS):
+        sent.append(("/api/v1/models/iris/prediction", {"values": values}))
+    for rows in cases.drawn(cases.iris_rows, RANDOM_DOCUMENTS):
+        sent.append(("/api/v1/models/iris/prediction", {"values": rows}))
+        tensor = {"name": "float_input", "datatype": "FP32", "shape": [len(rows), 4], "data": rows}
+        sent.append(("/v2/models/iris/infer", {"inputs": [tensor]}))
+    for document in cases.drawn(cases.oip_documents(), RANDOM_DOCUMENTS):
+        for raw in document["inputs"] if isinstance(document["inputs"], list) else ():
+            if isinstance(raw, dict) and raw.get("name") == "x":
+                raw["name"] = "float_input"
+        sent.append(("/v2/models/iris/infer", document))
+    statuses: dict[int, int] = {}
+    for path, document in sent:
+        body = json.dumps(document).encode()  # writes NaN and Infinity, as Python clients do
+        status, text = await send(client, "POST", path, body, {"Content-Type": "application/json"})
+        statuses[status] = statuses.get(status, 0) + 1
+        assert status in (200, 400, 422), f"{path} {body[:300]!r}: {status} {text[:300]}"
+        if cases.not_finite(document) or cases.too_large(document):
+            assert status == 400 and "not valid JSON" in text, f"{body[:300]!r}: {text[:300]}"
+        if status == 200:
+            answer = orjson.loads(text)  # refuses NaN and Infinity: a 200 has neither
+            assert "outputs" in answer, text[:300]
+        else:
+            assert _error_message(text), text[:300]
+    print(f"\n{len(sent)} random documents: statuses {sorted(statuses.items())}")
+    for route in cases.json_routes()[:1] + cases.json_routes()[6:7]:
+        await good_request_works(client, route)
