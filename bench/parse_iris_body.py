@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from mlbuffet.inputs import tensors_from_values
-from mlbuffet.json_input import read_json
+from mlbuffet.codecs.json_input import read_json
+from mlbuffet.codecs.values import tensors_from_values
 from mlbuffet.protocol.records import Signature, TensorSpec
 
 BODY = b'{"values": [2, 5, 1, 4]}'

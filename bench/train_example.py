@@ -26,9 +26,9 @@ from actors.trainer.backend import requirements_key
 from actors.trainer.config import DockerConfig, TrainerConfig, default_cache_dir
 from actors.trainer.service import TrainerService
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
-from mlbuffet.protocol.messages import TrainJob
+from mlbuffet.mesh.connection import close_quietly, connect
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
+from mlbuffet.protocol.jobs import TrainJob
 from mlbuffet.training import JobStore, new_job_id, submit_job
 from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT, write_iris_csv
 

@@ -23,7 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from actors.metrics.cluster import ClusterView, http_requests, version_stats
-from mlbuffet.histograms import BucketHistogram
+from mlbuffet.observe.histograms import BucketHistogram
 
 VERSION_LABELS = ["model", "version", "node"]
 NODE_LABELS = ["node", "role"]

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from actors.base import serve_actor
-from actors.health import ActorProbe
 from actors.modelhost.config import ModelhostConfig, default_workers
 from actors.modelhost.readiness import missing_models
 from actors.modelhost.service import ModelhostService
+from actors.probe import ActorProbe
 from mlbuffet.config import (
     add_actor_arguments,
     add_nats_arguments,
@@ -20,9 +20,9 @@ from mlbuffet.config import (
     nats_config_from,
     split_urls,
 )
-from mlbuffet.health import add_health_arguments, health_config_from, health_listener
-from mlbuffet.nodes import new_node_id
-from mlbuffet.runner import run_role
+from mlbuffet.roles.health_listener import add_health_arguments, health_config_from, health_listener
+from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.roles.runner import run_role
 
 
 def parse_args(

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass, field
 
 from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
-from mlbuffet.health import HealthConfig
 from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.names import parse_model_name
+from mlbuffet.roles.health_listener import HealthConfig
 
 QUEUED_PER_INFLIGHT = 4
 """Default queue per place in flight: a few rounds of work, not an unbounded backlog."""

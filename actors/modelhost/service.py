@@ -29,10 +29,11 @@ from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.loading import read_model
 from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings, to_output
 from actors.modelhost.stats import HostStats
-from mlbuffet.heartbeat import NodeLoad
-from mlbuffet.histograms import merged, summary
-from mlbuffet.presence import Presence
+from mlbuffet.observe.heartbeat import NodeLoad
+from mlbuffet.observe.histograms import merged, summary
+from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
+from mlbuffet.protocol.cluster import LoadedModel
 from mlbuffet.protocol.errors import (
     BadRequestError,
     InternalError,
@@ -41,19 +42,11 @@ from mlbuffet.protocol.errors import (
     OverloadedError,
     PayloadTooLargeError,
 )
+from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import (
-    EchoReply,
-    EchoRequest,
-    InferRequest,
-    InferResponse,
-    LoadedModel,
-    ModelEvent,
-    pack,
-    pack_error,
-    unpack_map,
-)
+from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
 from mlbuffet.protocol.records import ModelRecord, ModelSettings, VersionRecord
+from mlbuffet.protocol.wire import pack, pack_error, unpack_map
 from mlbuffet.registry import Registry, RegistryView
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mlbuffet.protocol.messages import TrainJob
+from mlbuffet.protocol.jobs import TrainJob
 
 MAX_LINE_CHARS = 4000
 """A longer output line is cut: one line must not fill the log."""

@@ -36,7 +36,7 @@ from actors.trainer.backend import (
     wait_or_kill,
 )
 from actors.trainer.config import DockerConfig
-from mlbuffet.connection import client_tls_context
+from mlbuffet.mesh.connection import client_tls_context
 
 log = logging.getLogger(__name__)
 

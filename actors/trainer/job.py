@@ -22,9 +22,10 @@ from nats.aio.client import Client
 
 from actors.trainer.backend import Backend, JobContext, JobFailedError
 from actors.trainer.joblog import JobLog
-from mlbuffet.nats_request import publish_model_event
+from mlbuffet.mesh.request import publish_model_event
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
-from mlbuffet.protocol.messages import JobRecord, JobState, ModelEvent
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.jobs import JobRecord, JobState
 from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.training import JobStore
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlbuffet.json_input import read_json
+from mlbuffet.codecs.json_input import read_json
 from mlbuffet.protocol.errors import BadRequestError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"

@@ -22,10 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.oip.framing import BinaryReader
-from mlbuffet.outputs import to_json
+from mlbuffet.codecs.outputs import to_json
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import Output, Tensor
+from mlbuffet.protocol.inference import Output, Tensor
 
 BINARY_DATA_SIZE = "binary_data_size"
 _FLOAT_ELEMENTS = (int, float, type(None))

@@ -6,13 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.service import MESH, Mesh
-from mlbuffet.json_input import read_json
+from gateway.service import MESH, MeshLink
+from mlbuffet.codecs.json_input import read_json
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
 from mlbuffet.protocol.names import ModelRef, parse_model_name
 
 
-def mesh_of(request: web.Request) -> Mesh:
+def mesh_of(request: web.Request) -> MeshLink:
     return request.app[MESH]
 
 
@@ -30,7 +30,7 @@ def model_name(request: web.Request) -> str:
 
 
 async def json_body(request: web.Request, *, required: bool = True) -> Any:
-    """The JSON body; 400 if it is not strict JSON (mlbuffet.json_input), 422 if it is missing and required."""
+    """The JSON body; 400 if it is not strict JSON (mlbuffet.codecs.json_input), 422 if it is missing and required."""
     raw = await request.read()
     if not raw.strip():
         if required:

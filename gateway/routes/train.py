@@ -18,10 +18,10 @@ from gateway.training import jobs_of
 from gateway.uploads import SpooledFile, read_form, spool_folder
 from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
-from mlbuffet.protocol.messages import TrainJob
+from mlbuffet.protocol.jobs import TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
 from mlbuffet.training import checked_timeout, log_lines, new_job_id, submit_job
-from mlbuffet.training.views import job_view
+from mlbuffet.training.job_view import job_view
 
 REQUIRED_FILES = ("script", "requirements", "dataset")
 DEFAULT_NAMES = {"script": "train.py", "requirements": "requirements.txt", "dataset": "dataset"}

@@ -11,12 +11,12 @@ from typing import Any
 from mlbuffet.cli.output import compact, emit
 from mlbuffet.cli.remote import Command, add_remote_arguments, command_main
 from mlbuffet.cli.transport import PredictInput, Transport
+from mlbuffet.codecs.json_input import read_json
 from mlbuffet.config import default_environ
-from mlbuffet.json_input import read_json
 from mlbuffet.protocol.errors import BadRequestError
 
 PREPROCESSING = ("raw", "unit", "imagenet")
-"""As mlbuffet.images.PREPROCESSING; spelled here so --help needs no pillow."""
+"""As mlbuffet.codecs.images.PREPROCESSING; spelled here so --help needs no pillow."""
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from nats.aio.client import Client as NatsClient
 
-from mlbuffet import nats_request
 from mlbuffet.client.events import EventStream
 from mlbuffet.client.results import (
     Deleted,
@@ -31,28 +30,24 @@ from mlbuffet.client.results import (
 )
 from mlbuffet.client.training import ExtraFile, FileInput, stage_files
 from mlbuffet.config import DEFAULT_NATS_URL, NatsConfig, split_urls
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.hedging import HedgeConfig, Hedging
-from mlbuffet.nodes import new_node_id
+from mlbuffet.mesh import request as nats_request
+from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.mesh.hedging import HedgeConfig, Hedging
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
-from mlbuffet.protocol.messages import (
-    InferRequest,
-    InferResponse,
-    JobRecord,
-    ModelEvent,
-    TrainJob,
-    pack,
-    unpack,
-)
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.inference import InferRequest, InferResponse
+from mlbuffet.protocol.jobs import JobRecord, TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name, parse_version
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import Registry
 from mlbuffet.registry.check_file import inspect_in_subprocess
+from mlbuffet.roles.node_ids import new_node_id
 from mlbuffet.training import JobStore, checked_timeout, log_lines, new_job_id, submit_job
 
 DEFAULT_TIMEOUT_S = 30.0

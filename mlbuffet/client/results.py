@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import UnprocessableError
-from mlbuffet.protocol.messages import InferResponse, ObjectOutput, Tensor
+from mlbuffet.protocol.inference import InferResponse, ObjectOutput, Tensor
 from mlbuffet.protocol.records import Signature
 
 Inputs = Mapping[str, Any] | npt.ArrayLike

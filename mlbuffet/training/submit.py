@@ -23,8 +23,9 @@ from mlbuffet.protocol.errors import (
     ServiceUnavailableError,
     UnprocessableError,
 )
-from mlbuffet.protocol.messages import TrainAccepted, TrainJob, pack, unpack
+from mlbuffet.protocol.jobs import TrainAccepted, TrainJob
 from mlbuffet.protocol.names import parse_file_name
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.training.store import JobStore
 
 SUBMIT_TIMEOUT_S = 10.0

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from mlbuffet.config import NatsConfig
-from mlbuffet.natsserver import NatsServer
+from mlbuffet.natsd.server import NatsServer
 from tests import onnx_models
 from tests.modelhost_processes import ModelhostProcess, start_modelhost_process
 

@@ -1,4 +1,4 @@
-"""Hedging and retries of mlbuffet.nats_request on a real nats-server.
+"""Hedging and retries of mlbuffet.mesh.request on a real nats-server.
 
 The responders here are plain NATS subscribers in the modelhost queue group:
 one that never answers stands in for a host killed mid-request (silence is
@@ -16,10 +16,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from gateway.__main__ import parse_args
-from mlbuffet import nats_request
 from mlbuffet.config import ConfigError, NatsConfig
-from mlbuffet.connection import close_quietly, connect, flush_subscriptions
-from mlbuffet.hedging import HedgeConfig, Hedging, LatencyTracker, RetryBudget
+from mlbuffet.mesh import request as nats_request
+from mlbuffet.mesh.connection import close_quietly, connect, flush_subscriptions
+from mlbuffet.mesh.hedging import HedgeConfig, Hedging, LatencyTracker, RetryBudget
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -27,7 +27,7 @@ from mlbuffet.protocol.errors import (
     OverloadedError,
     UnprocessableError,
 )
-from mlbuffet.protocol.messages import error_status, pack_error
+from mlbuffet.protocol.wire import error_status, pack_error
 
 SUBJECT = subjects.infer("hedged")
 FAST = HedgeConfig(floor_s=0.05)

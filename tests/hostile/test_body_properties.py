@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from gateway.oip.framing import split_body
 from gateway.oip.infer import parse_request
-from mlbuffet.inputs import tensors_from_values
-from mlbuffet.json_input import read_json
+from mlbuffet.codecs.json_input import read_json
+from mlbuffet.codecs.values import tensors_from_values
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import BadRequestError, MLBuffetError
-from mlbuffet.protocol.messages import Tensor
+from mlbuffet.protocol.inference import Tensor
 from mlbuffet.protocol.records import Signature, TensorSpec
 from tests.hostile.body_cases import json_values, leaves, not_finite, oip_documents, too_large
 

@@ -7,9 +7,10 @@ import pytest
 
 from mlbuffet.cli.up_config import UpConfig, parse_args
 from mlbuffet.config import ConfigError
-from mlbuffet.observe import cluster_status
+from mlbuffet.observe.cluster_status import cluster_status
+from mlbuffet.protocol.cluster import Heartbeat
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import Heartbeat, NodeEvent
+from mlbuffet.protocol.events import NodeEvent
 from tests.conftest import eventually
 from tests.observe.conftest import scrape, value
 

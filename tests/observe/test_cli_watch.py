@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from mlbuffet.protocol.messages import ModelEvent, pack
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.wire import pack
 from tests.cli.conftest import clean_environ
 from tests.cli.rest import ok, predict
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlbuffet.images import image_array
+from mlbuffet.codecs.images import image_array
 from tests.client.conftest import serving
 
 

@@ -15,7 +15,7 @@ from gateway.oip.framing import BinaryReader, split_body
 from gateway.oip.tensors import json_data, output_document
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import ObjectOutput, Tensor
+from mlbuffet.protocol.inference import ObjectOutput, Tensor
 
 FIXED = sorted(tensors.DTYPES)
 

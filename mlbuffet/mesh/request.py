@@ -19,7 +19,8 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from mlbuffet.hedging import Hedging
+from mlbuffet.mesh.hedging import Hedging
+from mlbuffet.mesh.reply_inbox import ReplyInbox, is_no_responders
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -28,9 +29,9 @@ from mlbuffet.protocol.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
+from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import ModelEvent, error_status, pack
-from mlbuffet.reply_inbox import ReplyInbox, is_no_responders
+from mlbuffet.protocol.wire import error_status, pack
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ deposits `ratio` of a token, every hedge or retry takes a whole one, and a
 reserve of `min_per_s` tokens a second (at most `burst`) lets a quiet caller
 ride out a host's death. Under overload the budget runs dry and hedging stops
 long before it could double the load. The request loop itself lives in
-`mlbuffet.nats_request`.
+`mlbuffet.mesh.request`.
 """
 
 from __future__ import annotations

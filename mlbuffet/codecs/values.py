@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import UnprocessableError
-from mlbuffet.protocol.messages import Tensor
+from mlbuffet.protocol.inference import Tensor
 from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec
 
 

@@ -10,12 +10,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.envelope import reply
+from gateway.event_feeds import EVENT_FEEDS
 from gateway.http_metrics import HTTP_METRICS
-from gateway.observe import EVENT_FEEDS
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
-from mlbuffet.observe import cluster_status
+from mlbuffet.observe.cluster_status import cluster_status
 
 KEEPALIVE_S = 15.0
 """An SSE comment this often keeps proxies from closing an idle stream."""

@@ -6,8 +6,9 @@ import nats.errors
 from nats.aio.client import Client
 
 from mlbuffet.protocol import subjects
+from mlbuffet.protocol.cluster import ClusterStatus
 from mlbuffet.protocol.errors import DeadlineExceededError, ServiceUnavailableError
-from mlbuffet.protocol.messages import ClusterStatus, unpack
+from mlbuffet.protocol.wire import unpack
 
 CLUSTER_TIMEOUT_S = 3.0
 
