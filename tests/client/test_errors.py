@@ -70,12 +70,15 @@ async def test_no_answer_before_the_timeout_is_504(client, upload, start_modelho
     assert caught.value.status == 504
 
 
-async def test_input_that_does_not_fit_is_422_from_the_modelhost(
-    client, upload, start_modelhost, model_files
-):
+@pytest.fixture
+async def add_served(upload, start_modelhost, model_files) -> None:
+    """The add_one model ("add": y = x + 1, float32 [N, 4]) served by one modelhost."""
     host = await start_modelhost()
     await upload("add", model_files.add_one)
     await serving(host, "add")
+
+
+async def test_input_that_does_not_fit_is_422_from_the_modelhost(client, add_served):
     with pytest.raises(UnprocessableError, match=r"shape \[1, 3\]") as caught:
         await client.infer("add", {"x": np.zeros((1, 3), dtype=np.float32)})
     assert caught.value.status == 422
@@ -94,13 +97,8 @@ async def test_inputs_numpy_cannot_make_an_array_of_are_422_before_sending(clien
     assert caught.value.status == 422
 
 
-async def test_nan_and_infinities_in_arrays_reach_the_model_as_they_are(
-    client, upload, start_modelhost, model_files
-):
+async def test_nan_and_infinities_in_arrays_reach_the_model_as_they_are(client, add_served):
     """Tensors travel binary over NATS: NaN and infinities are values the caller chose."""
-    host = await start_modelhost()
-    await upload("add", model_files.add_one)
-    await serving(host, "add")
     x = np.array([[np.nan, np.inf, -np.inf, 1.0]], dtype=np.float32)
     result = await client.infer("add", {"x": x})
     np.testing.assert_array_equal(result["y"], x + 1)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from mlbuffet.protocol import tensors
@@ -205,7 +204,7 @@ MALFORMED_FORMS: list[tuple[str, bytes, str]] = [
 
 
 # Hypothesis strategies: the property tests draw from them, and the gateway test sends a
-# seeded sample of them (the same documents on every run, so a failure names its input).
+# seeded sample of them (fuzz_cases.drawn: the same documents on every run, so a failure names its input).
 
 numbers = (
     st.integers(min_value=-(2**70), max_value=2**70)
@@ -279,24 +278,3 @@ def too_large(value: Any) -> bool:
 
 iris_rows = st.lists(st.lists(numbers | st.none(), min_size=4, max_size=4), min_size=1, max_size=3)
 """Rows the iris model takes, but for their numbers: NaN, infinities, nulls, huge values."""
-
-_T = TypeVar("_T")
-
-
-def drawn(strategy: st.SearchStrategy[_T], count: int) -> list[_T]:
-    """`count` examples of `strategy`, seeded: the same ones on every run."""
-    found: list[_T] = []
-
-    @seed(20261204)
-    @settings(
-        max_examples=count,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def collect(example: _T) -> None:
-        found.append(example)
-
-    collect()
-    return found

@@ -22,6 +22,7 @@ from nats.aio.client import Client
 
 from tests.hostile import body_cases as cases
 from tests.hostile import hostile_files as files
+from tests.hostile.fuzz_cases import drawn
 from tests.hostile.test_upload_zoo import snapshot
 from tests.onnx_models import IDENTITY_TYPES, ModelFiles
 
@@ -285,13 +286,13 @@ async def test_random_documents_get_an_answer_or_a_4xx_and_never_an_infinity(
     """A seeded hypothesis sample of JSON (NaN, infinities, huge integers, nesting) on the
     prediction and /v2 routes: every answer a 200 without infinities, a 400 or a 422."""
     sent: list[tuple[str, Any]] = []
-    for values in cases.drawn(cases.json_values, RANDOM_DOCUMENTS):
+    for values in drawn(cases.json_values, RANDOM_DOCUMENTS):
         sent.append(("/api/v1/models/iris/prediction", {"values": values}))
-    for rows in cases.drawn(cases.iris_rows, RANDOM_DOCUMENTS):
+    for rows in drawn(cases.iris_rows, RANDOM_DOCUMENTS):
         sent.append(("/api/v1/models/iris/prediction", {"values": rows}))
         tensor = {"name": "float_input", "datatype": "FP32", "shape": [len(rows), 4], "data": rows}
         sent.append(("/v2/models/iris/infer", {"inputs": [tensor]}))
-    for document in cases.drawn(cases.oip_documents(), RANDOM_DOCUMENTS):
+    for document in drawn(cases.oip_documents(), RANDOM_DOCUMENTS):
         for raw in document["inputs"] if isinstance(document["inputs"], list) else ():
             if isinstance(raw, dict) and raw.get("name") == "x":
                 raw["name"] = "float_input"
