@@ -131,6 +131,7 @@ def value_cases() -> list[ValueCase]:
         ValueCase("single-quoted string", b"'x'", False, ("not valid JSON",)),
         ValueCase("hex number", b"0x10", False, ("not valid JSON",)),
         ValueCase("nested 1000 deep", nested(1000), True),
+        ValueCase("nested 60 deep", nested(60), True),
         ValueCase("FP32 overflow", b"[3.5e38, 3.5, 1.4, 0.2]", True),
         ValueCase("integer beyond 64 bits", b"[18446744073709551616, 1, 2]", True),
         ValueCase("null", b"null", True),
