@@ -23,7 +23,7 @@ from gateway.http_metrics import HTTP_METRICS
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import Hedging
-from mlbuffet.mesh.request import deadline_header
+from mlbuffet.protocol.headers import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,

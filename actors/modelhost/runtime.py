@@ -67,10 +67,6 @@ class RuntimeSettings:
         return cls(intra_op_threads=threads, sessions=sessions)
 
 
-def describe(spec: TensorSpec) -> str:
-    return f"{spec.name} {spec.datatype} {list(spec.shape)}"
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     text = text.split(" : ", 2)[-1] if text.startswith("[ONNXRuntimeError]") else text
@@ -175,14 +171,14 @@ class ModelRuntime:
             if spec is None:
                 raise UnprocessableError(
                     f"unknown input {tensor.name!r}; {self.model}:{self.version} takes "
-                    + ", ".join(describe(s) for s in self.signature.inputs)
+                    + ", ".join(s.describe() for s in self.signature.inputs)
                 )
             if tensor.name in feeds:
                 raise UnprocessableError(f"input {tensor.name!r} is given twice")
             feeds[tensor.name] = self._check(spec, tensor)
         missing = [s for s in self.signature.inputs if s.name not in feeds]
         if missing:
-            raise UnprocessableError("missing input " + ", ".join(describe(s) for s in missing))
+            raise UnprocessableError("missing input " + ", ".join(s.describe() for s in missing))
         return feeds
 
     def _check(self, spec: TensorSpec, tensor: Tensor) -> npt.NDArray[Any]:

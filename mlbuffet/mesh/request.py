@@ -30,7 +30,7 @@ from mlbuffet.protocol.errors import (
     ServiceUnavailableError,
 )
 from mlbuffet.protocol.events import ModelEvent
-from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.headers import deadline_header
 from mlbuffet.protocol.wire import error_status, pack
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,6 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     nats.errors.StaleConnectionError,
     nats.errors.NoServersError,
 )
-
-
-def deadline_header(deadline: float) -> dict[str, str]:
-    """The Mlbuffet-Deadline header of a request due at `deadline` (Unix time, seconds)."""
-    return {Header.DEADLINE.value: str(int(deadline * 1000))}
 
 
 def lost_connection(who: str) -> ServiceUnavailableError:

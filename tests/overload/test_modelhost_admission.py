@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mlbuffet import Client
-from mlbuffet.mesh.request import deadline_header
+from mlbuffet.protocol.headers import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import OverloadedError
 from mlbuffet.protocol.headers import Header
