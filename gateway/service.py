@@ -23,7 +23,6 @@ from gateway.http_metrics import HTTP_METRICS
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import Hedging
-from mlbuffet.protocol.headers import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -31,7 +30,7 @@ from mlbuffet.protocol.errors import (
     ModelNotReadyError,
     ServiceUnavailableError,
 )
-from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.headers import Header, deadline_header
 from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
 from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import ModelInspector, Registry, RegistryView

@@ -29,13 +29,6 @@ from mlbuffet.cli.sample_models import (
     SampleError,
     register_samples,
 )
-from mlbuffet.roles.ready_lines import (
-    GATEWAY_READY,
-    METRICS_READY,
-    MODELHOST_READY,
-    TRAINER_READY,
-    models_in_ready_line,
-)
 from mlbuffet.cli.supervisor import RestartPolicy, Supervisor, stop_in_order
 from mlbuffet.cli.up_config import UpConfig
 from mlbuffet.config import NatsConfig, nats_arguments
@@ -44,8 +37,14 @@ from mlbuffet.natsd.server import NatsServerConfig, NatsServerError, check_port_
 from mlbuffet.natsd.users import GeneratedCredentials
 from mlbuffet.registry import Registry
 from mlbuffet.roles.node_ids import stable_node_id
+from mlbuffet.roles.ready_lines import (
+    GATEWAY_READY,
+    METRICS_READY,
+    MODELHOST_READY,
+    TRAINER_READY,
+    models_in_ready_line,
+)
 from mlbuffet.roles.runner import StartupError
-
 
 STOP_GRACE_S = 5.0
 """How much longer than the children's drain timeout `up` waits before it kills them."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -23,7 +24,6 @@ from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.samples import SAMPLES, sample_path
 
 log = logging.getLogger(__name__)
-
 
 
 class SampleError(RuntimeError):
