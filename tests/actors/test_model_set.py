@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +72,20 @@ async def adder(model_files):
     return fetch, record, fetched
 
 
-def model_set(fetch, pinned_versions: int) -> ModelSet:
+@contextmanager
+def model_set(fetch, pinned_versions: int) -> Iterator[ModelSet]:
     limits = ModelSetLimits(workers=2, intra_op_threads=1, pinned_versions=pinned_versions)
-    return ModelSet(fetch, limits, "test-node")
+    models = ModelSet(fetch, limits, "test-node")
+    try:
+        yield models
+    finally:
+        models.close()
+
+
+async def install_default(models: ModelSet, record: ModelRecord) -> bool:
+    """Load and install `record`'s default, as a reconcile does; True if the model is new."""
+    runtime = await models.load("adder", record.default, record.settings)
+    return models.install("adder", runtime, record)
 
 
 async def answer(models: ModelSet, version: int | None) -> float:
@@ -87,29 +100,23 @@ async def answer(models: ModelSet, version: int | None) -> float:
 
 async def test_concurrent_loads_of_one_version_fetch_it_once(adder):
     fetch, record, fetched = adder
-    models = model_set(fetch, pinned_versions=4)
-    try:
+    with model_set(fetch, pinned_versions=4) as models:
         first, second = await asyncio.gather(
             models.load("adder", record(1).default, record(1).settings),
             models.load("adder", record(1).default, record(1).settings),
         )
         assert first is second and fetched[1] == 1
-    finally:
-        models.close()
 
 
 async def test_a_new_default_swaps_in_and_the_old_one_stays_pinned(adder):
     fetch, record, _ = adder
-    models = model_set(fetch, pinned_versions=4)
-    try:
+    with model_set(fetch, pinned_versions=4) as models:
         with pytest.raises(ModelNotFoundError):
             models.find("adder", None)
-        one = await models.load("adder", record(1).default, record(1).settings)
-        assert models.install("adder", one, record(1)) is True
+        assert await install_default(models, record(1)) is True
         assert models.is_current("adder", record(1)) and not models.is_current("adder", record(2))
         assert await answer(models, None) == 1.0
-        two = await models.load("adder", record(2).default, record(2).settings)
-        assert models.install("adder", two, record(2)) is False
+        assert await install_default(models, record(2)) is False
         assert await answer(models, None) == 2.0
         assert await answer(models, 1) == 1.0  # the old default, still loaded
         assert [(m.model, m.version) for m in models.loaded()] == [("adder", 1), ("adder", 2)]
@@ -118,17 +125,13 @@ async def test_a_new_default_swaps_in_and_the_old_one_stays_pinned(adder):
         assert list(models.models["adder"].pinned) == []
         assert models.remove("adder") and "adder" not in models.models
         assert not models.remove("adder")
-    finally:
-        models.close()
 
 
 async def test_pinned_versions_are_evicted_least_recently_used_first(adder):
     fetch, record, fetched = adder
-    models = model_set(fetch, pinned_versions=1)
-    try:
+    with model_set(fetch, pinned_versions=1) as models:
         current = record(3)
-        ten = await models.load("adder", current.default, current.settings)
-        models.install("adder", ten, current)
+        await install_default(models, current)
         assert models.find("adder", 1) is None  # not loaded yet: the caller loads it
         await models.load_pinned("adder", current, 1)
         assert await answer(models, 1) == 1.0
@@ -139,5 +142,3 @@ async def test_pinned_versions_are_evicted_least_recently_used_first(adder):
         assert fetched[1] == 2  # evicted, so fetched again
         assert list(models.models["adder"].pinned) == [1] and models.find("adder", 2) is None
         assert await answer(models, 1) == 1.0 and await answer(models, None) == 10.0
-    finally:
-        models.close()
