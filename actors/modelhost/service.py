@@ -146,18 +146,18 @@ class ModelhostService(Actor):
     async def _on_installed(self, name: str, version: int, new: bool) -> None:
         """A default was installed: subscribe if the model is new here, and say so."""
         if new:
-            self._infer_subscriptions[name] = [
-                await self.subscribe(
-                    subjects.infer(name), subjects.MODELHOST_QUEUE, cb=self._on_infer
-                ),
-                await self.subscribe(
-                    subjects.infer_pinned_versions(name),
-                    subjects.MODELHOST_QUEUE,
-                    cb=self._on_infer,
-                ),
-            ]
+            self._infer_subscriptions[name] = await self._subscribe_model(name)
         log.info("%s serves %s:%s (default)", self.node_id, name, version)
         await self._publish_event(ModelEvent.LOADED, name, version)
+
+    async def _subscribe_model(self, name: str) -> list[Subscription]:
+        """Join the queue group of the model's default and pinned versions."""
+        return [
+            await self.subscribe(subjects.infer(name), subjects.MODELHOST_QUEUE, cb=self._on_infer),
+            await self.subscribe(
+                subjects.infer_pinned_versions(name), subjects.MODELHOST_QUEUE, cb=self._on_infer
+            ),
+        ]
 
     async def _on_removed(self, name: str) -> None:
         for sub in self._infer_subscriptions.pop(name, []):
