@@ -4,7 +4,7 @@
     python -m bench.train_example --backend docker --image mlbuffet-trainer-test:<key> [--fresh]
 
 Starts a nats-server on an ephemeral loopback port and one trainer in this
-process, then submits the example job of tests/trainer `--runs` times and
+process, then submits the example job (examples/iris) `--runs` times and
 prints the time from submission to `succeeded` for each. The first run
 builds the requirements' virtualenv (`--fresh`: in an empty cache, and
 for docker after removing the cached venv volume); later runs find it

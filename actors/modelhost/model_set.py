@@ -54,8 +54,17 @@ class ModelSetLimits:
 class ModelSet:
     """Loads, warms, swaps and evicts model versions; runs requests on them."""
 
-    def __init__(self, fetch: FetchModel, limits: ModelSetLimits, node_id: str) -> None:
+    def __init__(
+        self,
+        fetch: FetchModel,
+        limits: ModelSetLimits,
+        node_id: str,
+        *,
+        warmed: Callable[[float], None] = lambda warm_s: None,
+    ) -> None:
+        """`warmed` is told how long each warm-up run took (seconds)."""
         self._fetch = fetch
+        self._warmed = warmed
         self.limits = limits
         self.node_id = node_id
         self._models: dict[str, ModelVersions] = {}
@@ -120,7 +129,9 @@ class ModelSet:
                 self.runtime_settings(settings),
                 settings,
             )
+            warm_started = time.perf_counter()
             await loop.run_in_executor(self._loader, runtime.warm)
+            self._warmed(time.perf_counter() - warm_started)
             if settings.batching and runtime.batchable:
                 self._batchers[runtime] = Batcher(runtime, self._compute)
             log.info(

@@ -12,6 +12,7 @@ subscribes, admits, answers and counts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from actors.modelhost.loading import read_model
 from actors.modelhost.model_set import ModelSet, ModelSetLimits, ModelVersions
 from actors.modelhost.reconcile import Reconciler
 from actors.modelhost.runtime import ModelRuntime
+from actors.modelhost.stall import Change, StallWatch
 from actors.modelhost.stats import HostStats
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.histograms import merged, summary
@@ -66,6 +68,8 @@ class ModelhostService(Actor):
         )
         """The answer to a request refused for want of room: packed once, sent as is."""
         self.stats = HostStats()
+        self.stall = StallWatch(config.stall_after_s)
+        self._stall_watch: asyncio.Task[None] | None = None
         self.models = ModelSet(
             self._fetch,
             ModelSetLimits(
@@ -74,8 +78,12 @@ class ModelhostService(Actor):
                 pinned_versions=config.pinned_versions,
             ),
             node_id,
+            warmed=self.stall.record,  # a slow model is not a stalled one
         )
         self._infer_subscriptions: dict[str, list[Subscription]] = {}
+        """Per served model, its queue-group subscriptions; empty while stalled."""
+        self._membership = asyncio.Lock()
+        """Held while the infer subscriptions change: installs, unloads, leaving when stalled."""
         self.registry: Registry | None = None
         self.view: RegistryView | None = None
         self.reconciler: Reconciler | None = None
@@ -108,6 +116,9 @@ class ModelhostService(Actor):
         # The initial state arrived through the listener; wait for those loads.
         await self.settle()
         await self.presence.start()
+        self._stall_watch = asyncio.create_task(
+            self.stall.watch(self._on_stall_change), name="stall-watch"
+        )
 
     async def settle(self) -> None:
         """Wait until every registry change seen so far has been acted on."""
@@ -115,6 +126,9 @@ class ModelhostService(Actor):
             await self.reconciler.settle()
 
     async def on_stop(self) -> None:
+        if self._stall_watch is not None:
+            self._stall_watch.cancel()
+            await asyncio.gather(self._stall_watch, return_exceptions=True)
         await self.presence.stop()
         if self.view is not None:
             await self.view.stop()
@@ -124,7 +138,12 @@ class ModelhostService(Actor):
 
     def heartbeat_load(self) -> NodeLoad:
         """What this host's heartbeat says: versions loaded, requests in flight and queued, stats."""
-        counters = {**self.stats.to_dict(), "queued": self.tasks.queued}
+        counters = {
+            **self.stats.to_dict(),
+            "queued": self.tasks.queued,
+            "stalled": int(self.stall.stalled),
+            "stalls": self.stall.stalls,
+        }
         return NodeLoad(
             in_flight=self.stats.in_flight,
             models=self.models.loaded(),
@@ -146,7 +165,11 @@ class ModelhostService(Actor):
     async def _on_installed(self, name: str, version: int, new: bool) -> None:
         """A default was installed: subscribe if the model is new here, and say so."""
         if new:
-            self._infer_subscriptions[name] = await self._subscribe_model(name)
+            async with self._membership:
+                # Not while stalled (it subscribes when it recovers), nor twice if a
+                # recovery got here first.
+                if not self.stall.stalled and not self._infer_subscriptions.get(name):
+                    self._infer_subscriptions[name] = await self._subscribe_model(name)
         log.info("%s serves %s:%s (default)", self.node_id, name, version)
         await self._publish_event(ModelEvent.LOADED, name, version)
 
@@ -160,8 +183,9 @@ class ModelhostService(Actor):
         ]
 
     async def _on_removed(self, name: str) -> None:
-        for sub in self._infer_subscriptions.pop(name, []):
-            await self.unsubscribe(sub)
+        async with self._membership:
+            for sub in self._infer_subscriptions.pop(name, []):
+                await self.unsubscribe(sub)
         log.info("%s no longer serves %s", self.node_id, name)
         await self._publish_event(ModelEvent.UNLOADED, name, None)
 
@@ -217,9 +241,10 @@ class ModelhostService(Actor):
             feeds = runtime.prepare(request.inputs)
             names = runtime.output_list(request.outputs)
             try:
-                computed = await self.models.compute(
-                    runtime, feeds, names, arrived=arrived, deadline_ms=deadline
-                )
+                with self.stall.run():
+                    computed = await self.models.compute(
+                        runtime, feeds, names, arrived=arrived, deadline_ms=deadline
+                    )
             except RequestExpired:
                 self.stats.expired += 1
                 return  # dropped in a batch's queue: the caller has given up
@@ -256,6 +281,33 @@ class ModelhostService(Actor):
             self.stats.in_flight -= 1
         await self._reply(msg, reply)
         self.stats.failed(name, version, latency_s=time.perf_counter() - arrived)
+
+    # -- stepping aside while stalled (stall.py) ---------------------------------
+
+    async def _on_stall_change(self, change: Change) -> None:
+        if not self.running:
+            return  # a drain owns the subscriptions now
+        if change is Change.STALLED:
+            log.warning(
+                "%s %s; leaving the queue groups until a run finishes",
+                self.node_id,
+                self.stall.reason(),
+            )
+            # What it holds stays: its callers hedge it, as they would a dead host's. (A 503
+            # would count as an answer, and may end a request that a later copy would save.)
+            async with self._membership:
+                for name, subs in list(self._infer_subscriptions.items()):
+                    self._infer_subscriptions[name] = []
+                    for sub in subs:
+                        await self.unsubscribe(sub)
+        else:
+            log.warning("%s finished a run again; rejoining the queue groups", self.node_id)
+            async with self._membership:
+                # A snapshot: the reconciler may remove a model meanwhile (then its
+                # _on_removed, waiting for this lock, drops what we add here).
+                for name in list(self.served):
+                    if name in self.served and not self._infer_subscriptions.get(name):
+                        self._infer_subscriptions[name] = await self._subscribe_model(name)
 
     async def _on_echo(self, msg: Msg) -> None:
         try:

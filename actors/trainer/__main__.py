@@ -169,6 +169,7 @@ def make_backend(config: TrainerConfig, environ: Mapping[str, str]) -> Backend:
         cpus=config.cpus,
         install_timeout_s=config.install_timeout_s,
         system_site_packages=config.system_site_packages,
+        work_root=config.work_dir,
     )
 
 

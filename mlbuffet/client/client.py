@@ -43,7 +43,12 @@ from mlbuffet.protocol.errors import (
 from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.inference import InferRequest, InferResponse
 from mlbuffet.protocol.jobs import JobRecord, TrainJob
-from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name, parse_version
+from mlbuffet.protocol.names import (
+    parse_job_id,
+    parse_model_name,
+    parse_train_target,
+    parse_version,
+)
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
 from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import Registry
@@ -59,7 +64,6 @@ CONNECT_WAIT_S = 2.0
 DEFAULT_INPUT_TTL_S = 5.0
 """How long the input name of a default version is trusted (see Client._only_input)."""
 WHO = "the client"
-DEFAULT_OUTPUT_FILE = "model.onnx"
 JOB_POLL_S = 0.25
 """How often wait_job reads a job's record."""
 
@@ -381,11 +385,10 @@ class Client:
         Files are paths (the job sees them under their own names) or bytes
         (named train.py, requirements.txt, dataset); `extra_files` are more
         data files, paths or (name, bytes). The script writes `output_file`
-        (model.onnx); `timeout` limits its run in seconds (None: the trainer's
+        (model.onnx, or `iris.onnx` for a `model` given as `iris.onnx`); `timeout` limits its run in seconds (None: the trainer's
         default). ServiceUnavailableError (503) if no trainer runs.
         """
-        name = parse_model_name(model)
-        output = parse_file_name(output_file or DEFAULT_OUTPUT_FILE, "output file name")
+        name, output = parse_train_target(model, output_file)
         if timeout is not None and not timeout > 0:
             raise UnprocessableError("timeout must be a positive number of seconds")
         store = await self.job_store()

@@ -16,6 +16,7 @@ from mlbuffet.protocol.fields import (
     required_field,
     string_list,
 )
+from mlbuffet.protocol.names import DEFAULT_OUTPUT_FILE
 
 
 class JobState(str, Enum):
@@ -65,8 +66,8 @@ class TrainJob:
     """File name of the pip requirements among the inputs."""
     data: tuple[str, ...]
     """File names of the dataset and any other data files, the dataset first."""
-    output_file: str = "model.onnx"
-    """The file the script writes into its output folder."""
+    output_file: str = DEFAULT_OUTPUT_FILE
+    """The file the script writes: into its output folder, or anywhere in its working folder."""
     description: str | None = None
     make_default: bool = True
     timeout_s: float | None = None
@@ -102,7 +103,7 @@ class TrainJob:
             script=required_field(raw, "script", str, what),
             requirements=required_field(raw, "requirements", str, what),
             data=string_list(raw, "data", what),
-            output_file=optional_field(raw, "output_file", str, what) or "model.onnx",
+            output_file=optional_field(raw, "output_file", str, what) or DEFAULT_OUTPUT_FILE,
             description=optional_field(raw, "description", str, what),
             make_default=True if make_default is None else make_default,
             timeout_s=optional_number(raw, "timeout_s", what),
