@@ -245,7 +245,10 @@ def _run_stacked(
     shares = split_outputs(names, values, rows)
     if shares is None:
         return None
-    return [Computed(outputs, started, compute_s, total) for outputs in shares]
+    return [
+        Computed(outputs, started, compute_s, total, own)
+        for outputs, own in zip(shares, rows, strict=True)
+    ]
 
 
 def split_outputs(

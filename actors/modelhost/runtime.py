@@ -62,6 +62,8 @@ class Computed:
     compute_s: float
     batch_size: int
     """Rows in that run."""
+    rows: int
+    """Rows of this request (batch_size when it ran alone)."""
 
 
 def rows_of(feeds: Feeds) -> int | None:
@@ -294,7 +296,8 @@ def _computed(feeds: Feeds, names: Sequence[str], run: TimedRun) -> Computed:
     """A request run alone: all its rows were the batch (1 for rank-0 inputs)."""
     values, started, compute_s = run
     outputs = tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
-    return Computed(outputs, started, compute_s, rows_of(feeds) or 1)
+    rows = rows_of(feeds) or 1
+    return Computed(outputs, started, compute_s, rows, rows)
 
 
 def to_output(name: str, value: Any) -> Output:

@@ -270,6 +270,7 @@ class ModelhostService(Actor):
                 queue_s=computed.started - arrived,
                 compute_s=computed.compute_s,
                 batch_size=computed.batch_size,
+                rows=computed.rows,
             )
             return
         except MLBuffetError as exc:
