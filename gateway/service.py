@@ -28,7 +28,7 @@ from gateway.http_metrics import HTTP_METRICS
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import Hedging
-from mlbuffet.mesh.request import deadline_header, request_once
+from mlbuffet.mesh.request import request_once
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.cluster import Heartbeat
 from mlbuffet.protocol.errors import (
@@ -36,7 +36,7 @@ from mlbuffet.protocol.errors import (
     MLBuffetError,
     ModelNotReadyError,
 )
-from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.headers import Header, deadline_header
 from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
 from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import ModelInspector, Registry, RegistryAdmin, RegistryView

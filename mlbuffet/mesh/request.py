@@ -19,7 +19,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from mlbuffet.mesh.errors import (
-    CONNECTION_ERRORS,  # noqa: F401 - actors/modelhost/loading.py
     check_payload,
     from_nats,
 )
@@ -30,7 +29,7 @@ from mlbuffet.protocol.errors import (
     MLBuffetError,
     ModelNotReadyError,
 )
-from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.headers import deadline_header
 from mlbuffet.protocol.wire import error_status
 
 log = logging.getLogger(__name__)
@@ -41,11 +40,6 @@ NO_RESPONDERS_CHECK_S = 1.0
 """How long the first no-responders check (does the model exist?) may take."""
 
 SERVICE_UNAVAILABLE = HTTPStatus.SERVICE_UNAVAILABLE.value
-
-
-def deadline_header(deadline: float) -> dict[str, str]:
-    """The Mlbuffet-Deadline header of a request due at `deadline` (Unix time, seconds)."""
-    return {Header.DEADLINE.value: str(int(deadline * 1000))}
 
 
 def no_modelhost() -> ModelNotReadyError:
