@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 from gateway.http_metrics import HTTP_METRICS
 from gateway.service import CONFIG, MESH
 from mlbuffet.connection import flush_subscriptions
+from mlbuffet.event_history import recent_events
 from mlbuffet.heartbeat import NodeLoad
 from mlbuffet.presence import Presence
 from mlbuffet.protocol import subjects
@@ -56,6 +57,32 @@ def event_from(msg: Msg) -> Event | None:
         return Event(kind, json.dumps(raw, default=_jsonable, ensure_ascii=False))
     except (TypeError, ValueError):  # a map JSON cannot say (bytes keys, say): skipped
         return None
+
+
+HISTORY_LIMIT = 50
+"""Events the page lists when it opens (and the history route's default)."""
+MAX_HISTORY_LIMIT = 1_000
+
+
+async def event_history(nc: Client, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` kept events, oldest first, as JSON objects with their kind and place."""
+    try:
+        kept = await recent_events(nc.jetstream(), limit)
+    except (TimeoutError, nats.errors.Error):
+        raise ServiceUnavailableError(
+            "the event history (JetStream) did not answer; retry"
+        ) from None
+    return [
+        {
+            **json.loads(json.dumps(event.data, default=_jsonable, ensure_ascii=False)),
+            "kind": event.kind,
+            "subject": event.subject,
+            "stream": event.stream,
+            "seq": event.seq,
+            "at": event.at,
+        }
+        for event in kept
+    ]
 
 
 def _jsonable(value: Any) -> Any:

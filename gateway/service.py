@@ -22,6 +22,7 @@ from gateway.hedge_metrics import HedgeMetrics
 from gateway.http_metrics import HTTP_METRICS
 from mlbuffet import nats_request
 from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.event_history import open_event_history
 from mlbuffet.hedging import Hedging
 from mlbuffet.nats_request import deadline_header
 from mlbuffet.protocol import subjects
@@ -142,6 +143,7 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
     inspector = ModelInspector()
     try:
         registry, _ = await Registry.open(nc.jetstream(), replicas=config.registry_replicas)
+        await open_event_history(nc.jetstream(), config.registry_replicas)
         view = RegistryView(registry)
         await view.start()
         app[MESH] = mesh = Mesh(nc, registry, view, inspector, node_id, config)

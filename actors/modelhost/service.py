@@ -29,6 +29,7 @@ from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.loading import read_model
 from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings, to_output
 from actors.modelhost.stats import HostStats
+from mlbuffet.event_history import open_event_history
 from mlbuffet.heartbeat import NodeLoad
 from mlbuffet.histograms import merged, summary
 from mlbuffet.presence import Presence
@@ -110,6 +111,7 @@ class ModelhostService(Actor):
         self.registry, _ = await Registry.open(
             self.nc.jetstream(), replicas=self.config.registry_replicas
         )
+        await open_event_history(self.nc.jetstream(), self.config.registry_replicas)
         self.view = RegistryView(self.registry)
         self.view.add_listener(self._on_registry_change)
         await self.subscribe(subjects.echo(), subjects.MODELHOST_QUEUE, cb=self._on_echo)

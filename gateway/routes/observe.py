@@ -11,11 +11,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.envelope import reply
 from gateway.http_metrics import HTTP_METRICS
-from gateway.observe import EVENT_FEEDS
+from gateway.observe import EVENT_FEEDS, HISTORY_LIMIT, MAX_HISTORY_LIMIT, event_history
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
 from mlbuffet.observe import cluster_status
+from mlbuffet.protocol.errors import BadRequestError
 
 KEEPALIVE_S = 15.0
 """An SSE comment this often keeps proxies from closing an idle stream."""
@@ -43,6 +44,17 @@ SECURITY_HEADERS = {
 async def get_cluster(request: web.Request) -> web.Response:
     status = await cluster_status(mesh_of(request).nc)
     return reply(200, node=status.node, at=status.at, nodes=status.nodes, models=status.models)
+
+
+async def get_event_history(request: web.Request) -> web.Response:
+    """The last events the mesh kept (model, node, training state), oldest first."""
+    raw = request.query.get("limit", str(HISTORY_LIMIT))
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_HISTORY_LIMIT:
+        raise BadRequestError(
+            f"limit={raw!r}: give a number of events from 1 to {MAX_HISTORY_LIMIT}"
+        )
+    events = await event_history(mesh_of(request).nc, int(raw))
+    return reply(200, events=events)
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
@@ -108,6 +120,14 @@ ROUTES = (
         "/api/v1/events",
         stream_events,
         "Server-Sent Events: model and node events as they happen",
+        Scope.READ,
+        SMALL_BODY_BYTES,
+    ),
+    Route(
+        "GET",
+        "/api/v1/events/history",
+        get_event_history,
+        "the last events the mesh kept (?limit=50): models, nodes, training jobs' states",
         Scope.READ,
         SMALL_BODY_BYTES,
     ),

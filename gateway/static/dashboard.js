@@ -106,12 +106,49 @@ async function refresh() {
 
 function describe(kind, event) {
   const when = new Date((event.at || Date.now() / 1000) * 1000).toLocaleTimeString();
+  if (kind === "train") {
+    const record = event.record || {};
+    return `${when} training ${event.job} ${record.state || event.kind} (${(record.spec || {}).model || "?"})`;
+  }
   if (kind === "node") return `${when} node ${event.node} (${event.role}) ${event.event}`;
   if (kind === "model") {
     const version = event.version === null || event.version === undefined ? "" : ":" + event.version;
     return `${when} model ${event.model}${version} ${event.event} on ${event.node}`;
   }
   return `${when} ${kind} ${JSON.stringify(event)}`;
+}
+
+// Events shown, newest first; the history and the live stream may both bring one event.
+const shownEvents = [];
+const shownKeys = new Set();
+
+function eventKey(kind, event) {
+  return [kind, event.subject, event.at, event.event, event.kind, (event.record || {}).state].join("|");
+}
+
+function addEvent(kind, event) {
+  // Training log lines belong to the job's log, not to the mesh's events.
+  if (kind === "train" && event.kind !== "state") return;
+  const key = eventKey(kind, event);
+  if (shownKeys.has(key)) return;
+  shownKeys.add(key);
+  shownEvents.push({ kind, event, key });
+  shownEvents.sort((a, b) => (b.event.at || 0) - (a.event.at || 0));
+  while (shownEvents.length > MAX_EVENTS) shownKeys.delete(shownEvents.pop().key);
+  document.getElementById("events").replaceChildren(
+    ...shownEvents.map((item) => el("li", describe(item.kind, item.event), item.kind)));
+}
+
+async function loadHistory() {
+  // Asked once the live stream is open, so nothing falls between the two.
+  try {
+    const response = await fetch("/api/v1/events/history?limit=" + MAX_EVENTS,
+      { cache: "no-store", headers: authHeaders() });
+    if (!response.ok) return;
+    for (const event of (await response.json()).events || []) addEvent(event.kind, event);
+  } catch (error) {
+    // The live stream still shows what happens from now on.
+  }
 }
 
 function showEvent(block) {
@@ -124,9 +161,7 @@ function showEvent(block) {
   if (!data.length || !["model", "node", "train"].includes(kind)) return;
   let event;
   try { event = JSON.parse(data.join("\n")); } catch (error) { return; }
-  const list = document.getElementById("events");
-  list.insertBefore(el("li", describe(kind, event)), list.firstChild);
-  while (list.children.length > MAX_EVENTS) list.removeChild(list.lastChild);
+  addEvent(kind, event);
 }
 
 async function listen() {
@@ -136,6 +171,7 @@ async function listen() {
       if (response.status === 401 || response.status === 403) askForKey();
       if (response.ok && response.body) {
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        loadHistory();
         let buffer = "";
         for (;;) {
           const { value, done } = await reader.read();
