@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from importlib.resources import files
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from gateway.observe import EVENT_FEEDS, HISTORY_LIMIT, MAX_HISTORY_LIMIT, event
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
-from mlbuffet.observe import cluster_status
+from mlbuffet.observe import cluster_series, cluster_status
 from mlbuffet.protocol.errors import BadRequestError
 
 KEEPALIVE_S = 15.0
@@ -44,6 +45,26 @@ SECURITY_HEADERS = {
 async def get_cluster(request: web.Request) -> web.Response:
     status = await cluster_status(mesh_of(request).nc)
     return reply(200, node=status.node, at=status.at, nodes=status.nodes, models=status.models)
+
+
+async def get_cluster_series(request: web.Request) -> web.Response:
+    """The metrics actor's samples of the last minutes (after `?since=<unix time>` only)."""
+    raw = request.query.get("since", "0")
+    try:
+        since = float(raw)
+    except ValueError:
+        since = math.nan
+    if not math.isfinite(since) or since < 0:
+        raise BadRequestError(f"since={raw!r}: give a Unix time in seconds (or leave it out)")
+    series = await cluster_series(mesh_of(request).nc, since)
+    return reply(
+        200,
+        node=series.node,
+        interval_s=series.interval_s,
+        times=series.times,
+        nodes=series.nodes,
+        models=series.models,
+    )
 
 
 async def get_event_history(request: web.Request) -> web.Response:
@@ -112,6 +133,15 @@ ROUTES = (
         "/api/v1/cluster",
         get_cluster,
         "nodes (up/down, CPU, RSS, in flight) and models (where loaded, req/s, p50/p99), from the metrics actor",
+        Scope.READ,
+        SMALL_BODY_BYTES,
+    ),
+    Route(
+        "GET",
+        "/api/v1/cluster/series",
+        get_cluster_series,
+        "the last 15 minutes, sampled every 2 s (?since=<unix time> for newer ones): "
+        "per node CPU, memory, in flight, queue, refusals/s; per model req/s, failures/s, p50/p99",
         Scope.READ,
         SMALL_BODY_BYTES,
     ),

@@ -136,6 +136,11 @@ def cluster_status() -> str:
     return f"{PREFIX}.cluster.status"
 
 
+def cluster_series() -> str:
+    """Request/reply: the metrics actor's recent samples of the cluster (ClusterSeries)."""
+    return f"{PREFIX}.cluster.series"
+
+
 def service_name(role: str) -> str:
     """The NATS micro service name of a role."""
     return f"{SERVICE_PREFIX}{role}"
