@@ -99,7 +99,7 @@ class ClusterSamples:
                 "cpu_percent": round(beat.cpu_percent, 2),
                 "rss_bytes": float(beat.rss_bytes),
                 "in_flight": float(beat.in_flight),
-                "queued": float(count(beat.counters.get("queued"))),
+                "queued": _counter(beat, "queued"),
                 "refused_per_s": interval.refused_per_s,
             }
             for key, counted in interval.versions.items():
@@ -116,8 +116,13 @@ class ClusterSamples:
         return ClusterSeries(node_id, self.interval_s, tuple(s.at for s in kept), nodes, models)
 
 
+def _counter(beat: Heartbeat, name: str) -> float | None:
+    """A counter the node keeps; None for a role that has no such thing (a gateway's queue)."""
+    return float(count(beat.counters[name])) if name in beat.counters else None
+
+
 def _rate(now: Any, before: Any, seconds: float) -> float | None:
-    if seconds <= 0:
+    if seconds <= 0 or now is None:
         return None
     return round(max(0, count(now) - count(before)) / seconds, 3)
 

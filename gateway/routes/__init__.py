@@ -1,6 +1,6 @@
 """The REST routes, each with the one-line summary that /help shows."""
 
-from gateway.routes import models, observe, prediction, root, train, v2, v2_repository
+from gateway.routes import console, models, observe, prediction, root, train, v2, v2_repository
 from gateway.routes.table import Route
 
 ROUTES: tuple[Route, ...] = (
@@ -10,6 +10,7 @@ ROUTES: tuple[Route, ...] = (
     *v2.ROUTES,
     *v2_repository.ROUTES,
     *observe.ROUTES,
+    *console.ROUTES,
     *train.ROUTES,
 )
 

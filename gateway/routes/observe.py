@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from importlib.resources import files
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,24 +21,6 @@ from mlbuffet.protocol.errors import BadRequestError
 KEEPALIVE_S = 15.0
 """An SSE comment this often keeps proxies from closing an idle stream."""
 RETRY_MS = 2000
-
-STATIC = files("gateway") / "static"
-DASHBOARD_FILES = {
-    "dashboard.html": "text/html",
-    "dashboard.js": "text/javascript",
-    "dashboard.css": "text/css",
-}
-SECURITY_HEADERS = {
-    # Only our own files; the page talks only to this gateway.
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
 
 
 async def get_cluster(request: web.Request) -> web.Response:
@@ -111,17 +92,6 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         return response
 
 
-async def dashboard(request: web.Request) -> web.Response:
-    name = request.match_info.get("file", "dashboard.html")
-    content_type = DASHBOARD_FILES.get(name)
-    if content_type is None:
-        raise web.HTTPNotFound(text=f"no dashboard file {name!r}")
-    body = (STATIC / name).read_bytes()
-    return web.Response(
-        body=body, content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS
-    )
-
-
 async def gateway_metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[HTTP_METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -159,23 +129,6 @@ ROUTES = (
         get_event_history,
         "the last events the mesh kept (?limit=50): models, nodes, training jobs' states",
         Scope.READ,
-        SMALL_BODY_BYTES,
-    ),
-    # The page and its files hold no data (its script reads the data routes with a key).
-    Route(
-        "GET",
-        "/dashboard",
-        dashboard,
-        "a live page of the nodes, models and events",
-        Scope.PUBLIC,
-        SMALL_BODY_BYTES,
-    ),
-    Route(
-        "GET",
-        "/dashboard/{file}",
-        dashboard,
-        "the dashboard's script and style",
-        Scope.PUBLIC,
         SMALL_BODY_BYTES,
     ),
     Route(
