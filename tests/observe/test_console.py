@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+from mlbuffet.apikeys import Scope
 from tests.conftest import eventually
 from tests.observe.browser import Page, open_page
 from tests.observe.conftest import INTERVAL_S
+from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PAGE_TIMEOUT_S = 30.0
@@ -191,6 +193,106 @@ async def test_api_docs_render_and_try_it_out_answers_200(mesh, tmp_path, worker
 
 async def _is(value, expected: str) -> bool:
     return (await value) == expected
+
+
+@pytest.mark.processes
+async def test_a_training_job_submitted_from_the_page_succeeds_and_its_log_is_followed(
+    mesh, start_trainer, iris_csv, tmp_path, worker_id
+):
+    _, gateway = mesh
+    await start_trainer(backend="process")
+    script, requirements = tmp_path / "train.py", tmp_path / "requirements.txt"
+    script.write_text(TRAIN_SCRIPT)
+    requirements.write_text(REQUIREMENTS)
+    async with open_page(
+        str(gateway.make_url("/dashboard#training")), tmp_path / "chromium"
+    ) as page:
+        await eventually(lambda: page.evaluate("!!document.querySelector('#train-form')"))
+        await page.evaluate("document.querySelector('#train-form [name=model]').value = 'trained'")
+        for field, path in (
+            ("script", script),
+            ("requirements", requirements),
+            ("dataset", iris_csv),
+        ):
+            await page.choose_files(f"#train-form [name={field}]", path)
+        await page.click("#train-form button[type=submit]")
+
+        async def job_id() -> str:
+            return str(
+                await page.evaluate(
+                    "document.querySelector('#train-form .result').dataset.job || ''"
+                )
+            )
+
+        await eventually(job_id, PAGE_TIMEOUT_S)
+        job = await job_id()
+        row = f"#jobs tr[data-job='{job}']"
+        # The training takes a while (a venv from the cache, then scikit-learn): up to 3 minutes.
+        await eventually(lambda: _contains(page, row, "succeeded"), 180)
+        details = await (await gateway.get(f"/api/v1/train/{job}")).json()
+        assert details["state"] == "succeeded" and details["version"] == 1
+        # The log the page followed is the job's log, to its end.
+        await eventually(lambda: _contains(page, "#job-log .state", "ended"), PAGE_TIMEOUT_S)
+        shown = await page.text("#job-log .log") or ""
+        assert "training on 150 rows" in shown and "accuracy" in shown
+        await eventually(
+            lambda: _contains(page, "#events", f"training {job} succeeded"), PAGE_TIMEOUT_S
+        )
+        await page.evaluate("document.getElementById('training').scrollIntoView()")
+        await page.screenshot(shot := _screenshot_path("console-training", worker_id))
+        await page.evaluate("1")
+        assert page.problems == []
+    print(f"\ntraining screenshot: {shot}")
+
+
+@pytest.mark.processes
+async def test_with_api_keys_the_page_asks_once_and_says_which_scope_is_missing(
+    upload,
+    seed_iris,
+    start_modelhost,
+    make_gateway,
+    start_metrics,
+    key_ring,
+    scoped_keys,
+    tmp_path,
+    worker_id,
+):
+    await upload("iris", seed_iris)
+    await start_modelhost(heartbeat_interval_s=INTERVAL_S)
+    gateway = await make_gateway(heartbeat_interval_s=INTERVAL_S, api_keys=key_ring)
+    await start_metrics(sample_interval_s=SAMPLE_S)
+    async with open_page(str(gateway.make_url("/dashboard")), tmp_path / "chromium") as page:
+        await eventually(
+            lambda: page.evaluate("!document.getElementById('auth').hidden"), PAGE_TIMEOUT_S
+        )
+        key = json.dumps(scoped_keys[Scope.READ])
+        await page.evaluate(f"document.getElementById('api-key').value = {key}")
+        await page.click("#auth button[type=submit]")
+        # With a read key: the cluster, charts and models show; the form is gone.
+        await eventually(lambda: _contains(page, "#models tbody", "iris"), PAGE_TIMEOUT_S)
+        await eventually(lambda: _contains(page, "#model-iris", "default v1"), PAGE_TIMEOUT_S)
+        assert await page.evaluate("document.getElementById('auth').hidden")
+        # A change needs the write scope, and the page says so.
+        await page.click("#model-iris button.danger")
+        await page.click("#model-iris button.danger")
+        await eventually(
+            lambda: _contains(page, "#model-iris .result", "lacks the write scope"), PAGE_TIMEOUT_S
+        )
+        details = await (
+            await gateway.get(
+                "/api/v1/models/iris",
+                headers={"Authorization": f"Bearer {scoped_keys[Scope.READ]}"},
+            )
+        ).json()
+        assert details["versions"] == [1]
+        # Training needs the train scope: the jobs table says so instead of listing jobs.
+        await eventually(lambda: _contains(page, "#jobs", "train scope"), PAGE_TIMEOUT_S)
+        await page.screenshot(shot := _screenshot_path("console-keys", worker_id))
+        await page.evaluate("1")
+        # The browser logs the refused requests made before the key was given (401) and the
+        # refused changes (403); nothing else may go wrong.
+        assert [p for p in page.problems if " 401 " not in p and " 403 " not in p] == []
+    print(f"\nkeys screenshot: {shot}")
 
 
 @pytest.mark.parametrize(
