@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+from tests.cli.conftest import clean_environ
+
 
 async def test_push_list_show_default_and_delete_round_trip(cli, transport, registry, model_files):
     pushed = await cli(
@@ -89,3 +97,52 @@ async def test_an_unreachable_server_exits_5(cli):
         "models", "list", "--nats", "nats://127.0.0.1:1", "--nats-connect-wait", "0"
     )
     assert over_nats.code == 5 and "cannot reach NATS" in over_nats.err
+
+
+def _run_in_terminal(args: list[str]) -> tuple[int, str]:
+    """`mlbuffet <args>` with stdout on a pseudo-terminal, as a person runs it; (code, output)."""
+    primary, secondary = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlbuffet", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=secondary,
+            stderr=subprocess.STDOUT,
+            env=clean_environ(),
+        )
+        os.close(secondary)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        return process.wait(timeout=60), output.decode(errors="replace")
+    finally:
+        os.close(primary)
+
+
+async def test_push_of_a_large_file_shows_progress_on_a_terminal_and_nothing_extra_in_json(
+    rest, model_files
+):
+    size = model_files.large.stat().st_size
+    assert size > 8 << 20
+    code, shown = await asyncio.to_thread(
+        _run_in_terminal, ["models", "push", "big", str(model_files.large), *rest]
+    )
+    assert code == 0, shown
+    # Redrawn in place (\r) up to the whole file, with the bytes and the rate.
+    frames = [f for f in shown.replace("\r\n", "\n").split("\r") if "uploading large.onnx" in f]
+    assert frames, shown
+    assert "100%" in frames[-1] and "16.0 MiB / 16.0 MiB" in frames[-1] and "/s" in frames[-1]
+    assert "uploaded big version 1" in shown
+
+    code, shown = await asyncio.to_thread(
+        _run_in_terminal, ["models", "push", "big", str(model_files.large), "--json", *rest]
+    )
+    assert code == 0, shown
+    assert "uploading" not in shown and "\r" not in shown.replace("\r\n", "\n")
+    assert json.loads(shown)["version"] == 2
