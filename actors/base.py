@@ -25,14 +25,14 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import (
+from mlbuffet.mesh.connection import (
     NatsUnavailableError,
     close_quietly,
     connect,
     flush_subscriptions,
     while_connected,
 )
-from mlbuffet.runner import StartupError, announce
+from mlbuffet.roles.runner import StartupError, announce
 
 log = logging.getLogger(__name__)
 

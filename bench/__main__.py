@@ -35,8 +35,8 @@ from bench import load, profile, scenarios
 from bench.models import IRIS, IRIS_ROW, build_squeezenet
 from bench.processes import Child, python_child
 from bench.scenarios import REFERENCES, REST_CONNECTIONS, Row, guarded, ratio
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
-from mlbuffet.runner import run
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
+from mlbuffet.roles.runner import run
 
 CNN_SETTINGS = {"max_batch_size": 8, "max_queue_delay_us": 2000}
 """squeezenet's batching in the CNN scenarios: up to 8 images a run, 2 ms to gather them."""
@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class Mesh:
+class BenchProcesses:
     """nats-server + gateway + modelhosts, each started once and stopped at the end."""
 
     def __init__(self, folder: Path) -> None:
@@ -144,7 +144,7 @@ async def run_all(args: argparse.Namespace) -> list[Row]:
             ]
             rows += cnn_rows
             best_cnn = max(r.measured.rps for r in cnn_rows if r.measured)
-        mesh = Mesh(folder)
+        mesh = BenchProcesses(folder)
         await mesh.start()
         try:
             echo = Row("raw NATS echo", None)
@@ -275,7 +275,7 @@ async def mlserver_rest_row(args: argparse.Namespace, folder: Path, prefer_wrk: 
 
 
 async def rest_rows(
-    mesh: Mesh,
+    mesh: BenchProcesses,
     seconds: float,
     prefer_wrk: bool,
     inline: Row | None,
@@ -352,7 +352,7 @@ async def rest_rows(
     return out
 
 
-async def scale_rows(mesh: Mesh, seconds: float) -> list[Row]:
+async def scale_rows(mesh: BenchProcesses, seconds: float) -> list[Row]:
     """One modelhost of one core against two: the mesh scales by adding processes."""
     one_core = ("--models", "squeezenet", "--workers", "1", "--intra-op-threads", "1")
     first = mesh.modelhost(*one_core)

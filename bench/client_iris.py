@@ -25,7 +25,7 @@ import aiohttp
 import numpy as np
 
 from mlbuffet import Client
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
 
 IRIS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "seed" / "iris.onnx"
 ROW = [2, 5, 1, 4]

@@ -19,13 +19,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import load, scenarios
-from bench.__main__ import Mesh
+from bench.__main__ import BenchProcesses
 from bench.load import Measured
 from bench.models import IRIS, IRIS_ROW
 from bench.processes import python_child
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import InferRequest, pack
-from mlbuffet.runner import run
+from mlbuffet.protocol.inference import InferRequest
+from mlbuffet.protocol.wire import pack
+from mlbuffet.roles.runner import run
 
 JSON = {"Content-Type": "application/json"}
 
@@ -49,7 +50,7 @@ async def measure(
 async def main(seconds: float) -> None:
     body = json.dumps({"values": IRIS_ROW}).encode()
     with tempfile.TemporaryDirectory(prefix="mlbuffet-cpu-") as folder:
-        mesh = Mesh(Path(folder))
+        mesh = BenchProcesses(Path(folder))
         await mesh.start()
         try:
             await mesh.upload("iris", IRIS)

@@ -23,7 +23,8 @@ from bench.load import Measured
 from bench.models import IRIS, IRIS_INPUT, IRIS_ROW, SQUEEZENET_INPUT, squeezenet_batch
 from bench.processes import ROOT, Child, free_port, python_child, wait_http
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import InferRequest, Tensor, pack
+from mlbuffet.protocol.inference import InferRequest, Tensor
+from mlbuffet.protocol.wire import pack
 
 REFERENCES = {
     "ort_iris": 118_000.0,

@@ -4,7 +4,7 @@
     python -m bench.train_example --backend docker --image mlbuffet-trainer-test:<key> [--fresh]
 
 Starts a nats-server on an ephemeral loopback port and one trainer in this
-process, then submits the example job of tests/trainer `--runs` times and
+process, then submits the example job (examples/iris) `--runs` times and
 prints the time from submission to `succeeded` for each. The first run
 builds the requirements' virtualenv (`--fresh`: in an empty cache, and
 for docker after removing the cached venv volume); later runs find it
@@ -26,9 +26,9 @@ from actors.trainer.backend import requirements_key
 from actors.trainer.config import DockerConfig, TrainerConfig, default_cache_dir
 from actors.trainer.service import TrainerService
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
-from mlbuffet.protocol.messages import TrainJob
+from mlbuffet.mesh.connection import close_quietly, connect
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
+from mlbuffet.protocol.jobs import TrainJob
 from mlbuffet.training import JobStore, new_job_id, submit_job
 from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT, write_iris_csv
 

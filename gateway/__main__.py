@@ -24,9 +24,9 @@ from mlbuffet.config import (
     env_int,
     nats_config_from,
 )
-from mlbuffet.hedging import add_hedge_arguments, hedge_config_from
-from mlbuffet.nodes import new_node_id
-from mlbuffet.runner import StartupError, announce, run_role
+from mlbuffet.mesh.hedging import add_hedge_arguments, hedge_config_from
+from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.roles.runner import StartupError, announce, run_role
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[GatewayConfig, str]:

@@ -7,8 +7,8 @@ from aiohttp import web
 from gateway.admission import INFERENCE_SLOTS, InferenceSlots
 from gateway.config import GatewayConfig
 from gateway.envelope import errors_middleware
+from gateway.event_feeds import EVENT_FEEDS, EventFeeds, close_event_feeds, presence_context
 from gateway.http_metrics import HTTP_METRICS, HttpMetrics, http_metrics_middleware
-from gateway.observe import EVENT_FEEDS, EventFeeds, close_event_feeds, presence_context
 from gateway.openapi import openapi_document
 from gateway.routes import ROUTES, Route
 from gateway.routes.root import HELP, OPENAPI
@@ -16,7 +16,7 @@ from gateway.routes.v2 import mlbuffet_version
 from gateway.security import add_routes, guard_middleware, protect
 from gateway.service import CONFIG, NODE_ID, mesh_context
 from gateway.training import training_context
-from mlbuffet.nodes import new_node_id
+from mlbuffet.roles.node_ids import new_node_id
 
 
 def _scope(route: Route) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlbuffet.apikeys import KeyRing, auth_summary, refuse_open_listen
 from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval, is_loopback
-from mlbuffet.hedging import HedgeConfig
+from mlbuffet.mesh.hedging import HedgeConfig
 
 MIB = 1024 * 1024
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mlbuffet.hedging import HedgeCounts
+from mlbuffet.mesh.hedging import HedgeCounts
 
 FAMILIES = (
     ("requests", "mlbuffet_inference_requests", "Inference requests sent to modelhosts"),

@@ -1,6 +1,6 @@
 """The gateway's side of the mesh: the only gateway module that talks to NATS.
 
-`Mesh` sends inference and echo requests, publishes model events, and holds
+`MeshLink` sends inference and echo requests, publishes model events, and holds
 the registry with its live view. NATS failures become MLBuffet errors here,
 in one place: no responders is 503, a timeout is 504.
 """
@@ -20,11 +20,11 @@ from nats.aio.client import Client
 from gateway.config import GatewayConfig
 from gateway.hedge_metrics import HedgeMetrics
 from gateway.http_metrics import HTTP_METRICS
-from mlbuffet import nats_request
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.event_history import open_event_history
-from mlbuffet.hedging import Hedging
-from mlbuffet.nats_request import deadline_header
+from mlbuffet.mesh import request as nats_request
+from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.mesh.hedging import Hedging
+from mlbuffet.mesh.request import deadline_header
+from mlbuffet.observe.event_history import open_event_history
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -33,22 +33,16 @@ from mlbuffet.protocol.errors import (
     ServiceUnavailableError,
 )
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import (
-    EchoReply,
-    EchoRequest,
-    InferRequest,
-    InferResponse,
-    pack,
-    unpack,
-)
+from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import ModelInspector, Registry, RegistryView
-from mlbuffet.runner import StartupError
+from mlbuffet.roles.runner import StartupError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Mesh:
+class MeshLink:
     nc: Client
     registry: Registry
     view: RegistryView
@@ -56,7 +50,7 @@ class Mesh:
     node_id: str
     config: GatewayConfig
     hedging: Hedging = field(init=False)
-    """Inference requests a host leaves unanswered (or refuses) go out again; see mlbuffet.hedging."""
+    """Inference requests a host leaves unanswered (or refuses) go out again; see mlbuffet.mesh.hedging."""
 
     def __post_init__(self) -> None:
         self.hedging = Hedging(self.config.hedging)
@@ -127,7 +121,7 @@ class Mesh:
             log.warning("registry view did not catch up in time; reads may briefly lag")
 
 
-MESH = web.AppKey("mesh", Mesh)
+MESH = web.AppKey("mesh", MeshLink)
 CONFIG = web.AppKey("config", GatewayConfig)
 NODE_ID = web.AppKey("node_id", str)
 
@@ -146,7 +140,7 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
         await open_event_history(nc.jetstream(), config.registry_replicas)
         view = RegistryView(registry)
         await view.start()
-        app[MESH] = mesh = Mesh(nc, registry, view, inspector, node_id, config)
+        app[MESH] = mesh = MeshLink(nc, registry, view, inspector, node_id, config)
         app[HTTP_METRICS].registry.register(HedgeMetrics(mesh.hedging.counts))
         yield
         await view.stop()

@@ -19,10 +19,10 @@ from nats.aio.client import Client
 from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.service import ModelhostService
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
-from mlbuffet.nodes import new_node_id
+from mlbuffet.mesh.connection import close_quietly, connect
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
 from mlbuffet.registry import ModelInspector, Registry
+from mlbuffet.roles.node_ids import new_node_id
 from tests import onnx_models
 
 # The suite runs in parallel on two cores beside real servers: a draw can stall for

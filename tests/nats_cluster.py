@@ -18,7 +18,7 @@ import nats.errors
 import nats.js.errors
 
 from mlbuffet.config import NatsConfig
-from mlbuffet.natsserver import ClusterConfig, NatsServer, NatsServerConfig, NatsServerError
+from mlbuffet.natsd.server import ClusterConfig, NatsServer, NatsServerConfig, NatsServerError
 
 NODES = 3
 JETSTREAM_READY_S = 20.0

@@ -18,8 +18,8 @@ from mlbuffet.config import (
     env_int,
     nats_config_from,
 )
-from mlbuffet.nodes import new_node_id
-from mlbuffet.runner import run_role
+from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.roles.runner import run_role
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[MetricsConfig, str]:

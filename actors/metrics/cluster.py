@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlbuffet.histograms import BucketHistogram, merged
-from mlbuffet.protocol.messages import ClusterStatus, Heartbeat, NodeEvent
+from mlbuffet.observe.histograms import BucketHistogram, merged
+from mlbuffet.protocol.cluster import ClusterStatus, Heartbeat
+from mlbuffet.protocol.events import NodeEvent
 
 RATE_WINDOW_S = 10.0
 """Request rates are averaged over about this long."""

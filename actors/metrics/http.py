@@ -7,7 +7,7 @@ import errno
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from mlbuffet.runner import StartupError
+from mlbuffet.roles.runner import StartupError
 
 
 class MetricsServer:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.metrics.cluster import ClusterView, count, version_stats
-from mlbuffet.histograms import BucketHistogram
-from mlbuffet.protocol.messages import ClusterSeries, Heartbeat
+from mlbuffet.observe.histograms import BucketHistogram
+from mlbuffet.protocol.cluster import ClusterSeries, Heartbeat
 
 SAMPLE_INTERVAL_S = 2.0
 KEEP_S = 15 * 60.0

@@ -25,11 +25,13 @@ from actors.metrics.collector import ClusterCollector
 from actors.metrics.config import MetricsConfig
 from actors.metrics.http import MetricsServer
 from actors.metrics.series import ClusterSamples
-from mlbuffet.heartbeat import NodeLoad
-from mlbuffet.presence import Presence
+from mlbuffet.observe.heartbeat import NodeLoad
+from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
+from mlbuffet.protocol.cluster import Heartbeat, SeriesRequest
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import Heartbeat, NodeEvent, SeriesRequest, pack, pack_error, unpack
+from mlbuffet.protocol.events import NodeEvent
+from mlbuffet.protocol.wire import pack, pack_error, unpack
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from actors.modelhost.runtime import Feeds, ModelRuntime, to_output
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
-from mlbuffet.protocol.messages import Output
+from mlbuffet.protocol.inference import Output
 
 
 class RequestExpired(Exception):

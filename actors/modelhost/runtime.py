@@ -23,7 +23,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import InternalError, UnprocessableError
-from mlbuffet.protocol.messages import ObjectOutput, Output, Tensor
+from mlbuffet.protocol.inference import ObjectOutput, Output, Tensor
 from mlbuffet.protocol.records import (
     DYNAMIC,
     ModelSettings,

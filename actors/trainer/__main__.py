@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from actors.health import ActorProbe
+from actors.probe import ActorProbe
 from actors.trainer.backend import Backend
 from actors.trainer.config import (
     BACKENDS,
@@ -28,10 +28,10 @@ from mlbuffet.config import (
     env_int,
     nats_config_from,
 )
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.health import add_health_arguments, health_config_from, health_listener
-from mlbuffet.nodes import new_node_id
-from mlbuffet.runner import StartupError, announce, run_role
+from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.roles.health_listener import add_health_arguments, health_config_from, health_listener
+from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.roles.runner import StartupError, announce, run_role
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[TrainerConfig, str]:
@@ -168,6 +168,7 @@ def make_backend(config: TrainerConfig, environ: Mapping[str, str]) -> Backend:
         cpus=config.cpus,
         install_timeout_s=config.install_timeout_s,
         system_site_packages=config.system_site_packages,
+        work_root=config.work_dir,
     )
 
 

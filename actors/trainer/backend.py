@@ -3,7 +3,9 @@
 The trainer downloads a job's inputs into `input_dir`, then asks its backend
 to `prepare` (install the requirements) and `run` (the script, until it
 exits or its time is up), after which the output file must be in
-`output_dir`. A backend cleans up after itself in both steps, also when it
+`output_dir`: the script writes it there (its first argument), or under its
+name anywhere in its working folder, from where the backend moves it (see
+find_output). A backend cleans up after itself in both steps, also when it
 is cancelled.
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mlbuffet.protocol.messages import TrainJob
+from mlbuffet.protocol.jobs import TrainJob
 
 MAX_LINE_CHARS = 4000
 """A longer output line is cut: one line must not fill the log."""
@@ -32,21 +34,41 @@ class JobFailedError(Exception):
         self.exit_code = exit_code
 
 
+ORIGINAL_DATASET_NAMES = {".csv": "dataset.csv", ".zip": "dataset.zip"}
+"""The original MLBuffet renamed a .csv or .zip dataset to these, and its scripts open them so."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobContext:
     spec: TrainJob
     input_dir: Path
-    """The job's input files (script, requirements, data); the script's working directory."""
+    """The job's input files (script, requirements, data), read-only to the script."""
+    working_dir: Path
+    """The script's working directory: writable scratch, with a link to each input."""
     output_dir: Path
     """Where the output file must be once `run` returns 0."""
-    work_dir: Path
-    """The job's own folder (holds input_dir and output_dir); removed after the job."""
+    job_dir: Path
+    """The job's own folder (holds the three above); removed after the job."""
     timeout_s: float
     log: Callable[[str], None]
 
     @property
     def output_path(self) -> Path:
         return self.output_dir / self.spec.output_file
+
+
+def working_links(spec: TrainJob) -> dict[str, str]:
+    """The links in the script's working folder: a name there -> the input file it points to.
+
+    Every input under its own name, and the dataset also under the name the
+    original MLBuffet gave it (dataset.csv), unless an input has that name.
+    """
+    links = {name: name for name in spec.inputs}
+    dataset = spec.data[0]
+    alias = ORIGINAL_DATASET_NAMES.get(Path(dataset).suffix.lower())
+    if alias is not None and alias not in links:
+        links[alias] = dataset
+    return links
 
 
 def requirement_lines(requirements: bytes) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
-from mlbuffet.health import HealthConfig
+from mlbuffet.roles.health_listener import HealthConfig
 
 BACKENDS = ("process", "docker")
 GIB = 1024**3

@@ -5,8 +5,11 @@ Step one installs the requirements into a virtualenv in a named volume,
 job with the same requirements finds the volume ready and skips pip. Step
 two runs the script in a fresh container with no network, memory and CPU
 limits, every capability dropped, as user nobody, the venv mounted
-read-only, the inputs in /job/input (root's, so read-only to the script)
-and one writable folder, /job/output. Files go in and out through the
+read-only, the inputs in /job/input (root's, so read-only to the script),
+its working folder /job/work (writable, a link to each input) and
+/job/output; after the script, find_output runs in the same container and
+moves a model the script left in its working folder to /job/output, as the
+original MLBuffet's trainer searched for it. Files go in and out through the
 Docker API's archive endpoints, never host paths, so a remote daemon (TCP
 with TLS client certificates) works the same as the local socket. Both
 containers are removed afterwards, also on failure, timeout and cancel.
@@ -22,21 +25,24 @@ import tarfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiodocker
 import aiodocker.volumes
 from aiodocker.containers import DockerContainer
 
+from actors.trainer import find_output
 from actors.trainer.backend import (
     MAX_LINE_CHARS,
     JobContext,
     JobFailedError,
     requirements_key,
     wait_or_kill,
+    working_links,
 )
 from actors.trainer.config import DockerConfig
-from mlbuffet.connection import client_tls_context
+from mlbuffet.mesh.connection import client_tls_context
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +62,18 @@ touch {READY_MARK}
 """
 
 
-def _tar(entries: list[tuple[str, bytes | None, int, int]]) -> bytes:
-    """A tar of (path, content or None for a folder, mode, uid) entries."""
+FIND_OUTPUT = "/job/find_output.py"
+RUN_SCRIPT = (
+    f'{VENV}/bin/python "$1" "$2" || exit; exec {VENV}/bin/python {FIND_OUTPUT} /job/work "$2"'
+)
+"""sh -c: the script with its output path; once it exits 0, the search for an original-style output."""
+
+Entry = tuple[str, bytes | str | None, int, int]
+"""A tar entry: path, content (bytes: a file, str: a symbolic link's target, None: a folder), mode, uid."""
+
+
+def _tar(entries: list[Entry]) -> bytes:
+    """A tar of the entries, made for put_archive."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path, content, mode, uid in entries:
@@ -67,6 +83,10 @@ def _tar(entries: list[tuple[str, bytes | None, int, int]]) -> bytes:
             info.mtime = int(time.time())
             if content is None:
                 info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif isinstance(content, str):
+                info.type = tarfile.SYMTYPE
+                info.linkname = content
                 tar.addfile(info)
             else:
                 info.size = len(content)
@@ -201,9 +221,9 @@ class DockerBackend:
         output = f"/job/output/{spec.output_file}"
         config = {
             "Image": self.config.image,
-            "Cmd": [f"{VENV}/bin/python", spec.script, output],
+            "Cmd": ["sh", "-c", RUN_SCRIPT, "sh", spec.script, output],
             "User": self.config.user,
-            "WorkingDir": "/job/input",
+            "WorkingDir": "/job/work",
             "Env": [
                 f"PATH={VENV}/bin:/usr/local/bin:/usr/bin:/bin",
                 f"VIRTUAL_ENV={VENV}",
@@ -231,14 +251,19 @@ class DockerBackend:
             },
         }
         uid = int(self.config.user.split(":")[0]) if self.config.user[:1].isdigit() else 0
-        entries: list[tuple[str, bytes | None, int, int]] = [
+        finder = await asyncio.to_thread(Path(find_output.__file__).read_bytes)
+        entries: list[Entry] = [
             ("job", None, 0o755, 0),
             ("job/input", None, 0o555, 0),
+            ("job/work", None, 0o700, uid),
             ("job/output", None, 0o700, uid),
+            (FIND_OUTPUT.lstrip("/"), finder, 0o444, 0),
         ]
         for name in spec.inputs:
             content = await asyncio.to_thread((ctx.input_dir / name).read_bytes)
             entries.append((f"job/input/{name}", content, 0o444, 0))
+        for name, target in working_links(spec).items():
+            entries.append((f"job/work/{name}", f"../input/{target}", 0o777, uid))
         archive = await asyncio.to_thread(_tar, entries)
         return await self._run_container(
             config, archive, ctx, ctx.timeout_s, "the script", fetch=output

@@ -20,11 +20,12 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from actors.trainer.backend import Backend, JobContext, JobFailedError
+from actors.trainer.backend import Backend, JobContext, JobFailedError, working_links
 from actors.trainer.joblog import JobLog
-from mlbuffet.nats_request import publish_model_event
+from mlbuffet.mesh.request import publish_model_event
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
-from mlbuffet.protocol.messages import JobRecord, JobState, ModelEvent
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.jobs import JobRecord, JobState
 from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.training import JobStore
 
@@ -82,8 +83,9 @@ class JobRunner:
             ctx = JobContext(
                 spec=spec,
                 input_dir=work / "input",
+                working_dir=work / "work",
                 output_dir=work / "output",
-                work_dir=work,
+                job_dir=work,
                 timeout_s=self.timeout_s,
                 log=joblog.write,
             )
@@ -125,8 +127,8 @@ class JobRunner:
             raise JobFailedError(f"the script exited with code {code}", exit_code=code)
         if not ctx.output_path.is_file():
             raise JobFailedError(
-                f"the script exited without writing {spec.output_file!r} into its output "
-                "folder ($MLBUFFET_OUTPUT_DIR, or the path given as its first argument)",
+                f"the script exited without writing {spec.output_file!r}: at the path given "
+                "as its first argument ($MLBUFFET_OUTPUT_FILE), or anywhere in its working folder",
                 exit_code=0,
             )
         await self._set(spec.job, JobState.REGISTERING, exit_code=0)
@@ -152,12 +154,14 @@ class JobRunner:
         return Outcome(JobState.SUCCEEDED, exit_code=0, version=version)
 
     async def _download(self, ctx: JobContext) -> None:
-        ctx.input_dir.mkdir()
-        ctx.output_dir.mkdir()
+        for folder in (ctx.input_dir, ctx.working_dir, ctx.output_dir):
+            folder.mkdir()
         for name in ctx.spec.inputs:
             await self.store.get_input(ctx.spec.job, name, ctx.input_dir / name)
             (ctx.input_dir / name).chmod(0o444)
         ctx.input_dir.chmod(0o555)
+        for name, target in working_links(ctx.spec).items():
+            (ctx.working_dir / name).symlink_to(Path("..", ctx.input_dir.name, target))
 
     async def _set(self, job: str, state: JobState, **changes: Any) -> None:
         def change(current: JobRecord) -> JobRecord:

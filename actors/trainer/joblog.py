@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 
-from mlbuffet.protocol.messages import JobEvent
+from mlbuffet.protocol.jobs import JobEvent
 from mlbuffet.training import JobStore
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,12 @@
 """The `process` backend: a job's script as a child process of the trainer, on this machine.
 
-The script runs in the job's own folder with its requirements' cached venv,
-a wall-clock timeout, CPU-time and address-space limits, an environment
-with none of the trainer's variables, its own process group (so a timeout or
-a cancel kills everything it started), and, where the platform allows, an
-empty network namespace. It runs as the trainer's user: on a shared machine
-use the docker backend.
+The script runs in the job's working folder with its requirements' cached
+venv, a wall-clock timeout, CPU-time and address-space limits, an
+environment with none of the trainer's variables, its own process group (so
+a timeout or a cancel kills everything it started), and, where the platform
+allows, its own user, mount and network namespaces: no network, no
+capabilities, the inputs mounted read-only (see sandbox). It runs as the
+trainer's user: on a shared machine use the docker backend.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import signal
 from collections.abc import Mapping
 from pathlib import Path
 
+from actors.trainer import find_output
 from actors.trainer.backend import JobContext, pipe_lines, wait_or_kill
-from actors.trainer.sandbox import Limits, network_isolation_available, script_environment
+from actors.trainer.sandbox import Confinement, Limits, probe_confinement, script_environment
 from actors.trainer.venvs import VenvCache
 
 log = logging.getLogger(__name__)
@@ -40,26 +42,41 @@ class ProcessBackend:
         cpus: float,
         install_timeout_s: float,
         system_site_packages: bool = False,
+        work_root: Path | None = None,
     ) -> None:
         self.venvs = VenvCache(cache_dir, environ, system_site_packages=system_site_packages)
         self.environ = environ
         self.memory_bytes = memory_bytes
         self.cpus = cpus
         self.install_timeout_s = install_timeout_s
-        self.isolated = False
+        self.work_root = work_root
+        self.confinement = Confinement.NONE
         self._venvs: dict[str, Path] = {}
 
     async def start(self) -> list[str]:
-        self.isolated = await asyncio.to_thread(network_isolation_available)
-        if self.isolated:
-            return ["[trainer] isolation: process backend, script in an empty network namespace"]
+        self.confinement = await asyncio.to_thread(probe_confinement, self.work_root)
+        if self.confinement is Confinement.NAMESPACES:
+            return [
+                "[trainer] isolation: process backend, script in its own user, mount and "
+                "network namespaces (no network, no capabilities, inputs mounted read-only)"
+            ]
+        if self.confinement is Confinement.NETWORK:
+            log.warning(
+                "process backend: no user namespace can be made here; scripts get an empty "
+                "network namespace, and their inputs are read-only by file mode only"
+            )
+            return [
+                "[trainer] isolation: process backend, script in an empty network namespace; "
+                "inputs read-only by file mode only (no user namespaces on this machine)"
+            ]
         log.warning(
             "process backend: no network namespace can be made here (needs root or "
             "unprivileged user namespaces); scripts will have the trainer's network"
         )
         return [
             "[trainer] isolation: process backend WITHOUT network isolation "
-            "(no network namespace can be made on this machine)"
+            "(no network namespace can be made on this machine); inputs read-only by file "
+            "mode only"
         ]
 
     async def prepare(self, ctx: JobContext) -> None:
@@ -70,7 +87,7 @@ class ProcessBackend:
 
     async def run(self, ctx: JobContext) -> int:
         venv = self._venvs.pop(ctx.spec.job)
-        home = ctx.work_dir / "home"
+        home = ctx.job_dir / "home"
         home.mkdir(exist_ok=True)
         env = script_environment(
             self.environ,
@@ -87,13 +104,14 @@ class ProcessBackend:
         limits = Limits(
             memory_bytes=self.memory_bytes,
             cpu_seconds=max(1, math.ceil(self.cpus * ctx.timeout_s)),
-            isolate_network=self.isolated,
+            confinement=self.confinement,
+            read_only=ctx.input_dir,
         )
         process = await asyncio.create_subprocess_exec(
             str(venv / "bin" / "python"),
             ctx.spec.script,
             str(ctx.output_path),
-            cwd=ctx.input_dir,
+            cwd=ctx.working_dir,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -125,6 +143,10 @@ class ProcessBackend:
             await asyncio.gather(reader, return_exceptions=True)
         if code < 0:
             ctx.log(f"[trainer] the script was killed by signal {signal.Signals(-code).name}")
+        if code == 0:
+            note = await asyncio.to_thread(find_output.collect, ctx.working_dir, ctx.output_path)
+            if note:
+                ctx.log(note)
         return code
 
     async def close(self) -> None:

@@ -32,22 +32,14 @@ from actors.base import Actor
 from actors.trainer.backend import Backend
 from actors.trainer.config import TrainerConfig
 from actors.trainer.job import JobRunner
-from mlbuffet.event_history import open_event_history
-from mlbuffet.heartbeat import NodeLoad
-from mlbuffet.presence import Presence
+from mlbuffet.observe.event_history import open_event_history
+from mlbuffet.observe.heartbeat import NodeLoad
+from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import BadRequestError, MLBuffetError, UnprocessableError
-from mlbuffet.protocol.messages import (
-    JobRecord,
-    JobState,
-    TrainAccepted,
-    TrainJob,
-    pack,
-    pack_error,
-    unpack,
-    unpack_map,
-)
+from mlbuffet.protocol.jobs import JobRecord, JobState, TrainAccepted, TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
+from mlbuffet.protocol.wire import pack, pack_error, unpack, unpack_map
 from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.training import JobStore
 

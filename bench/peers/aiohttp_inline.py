@@ -15,7 +15,7 @@ import onnxruntime as ort
 import orjson
 from aiohttp import web
 
-from mlbuffet.runner import run
+from mlbuffet.roles.runner import run
 
 
 def make_app(model: str) -> web.Application:

@@ -11,7 +11,7 @@ import sys
 import nats
 from nats.aio.msg import Msg
 
-from mlbuffet.runner import run
+from mlbuffet.roles.runner import run
 
 
 async def serve(url: str, subject: str) -> None:

@@ -3,7 +3,7 @@
 
     python3 deploy/kubernetes/make_secrets.py [--key-name ops] [--scopes read,predict,write,admin]
 
-Writes base/secrets/nats.env (one password per NATS user, as `python -m mlbuffet.natsauth`'s
+Writes base/secrets/nats.env (one password per NATS user, as `python -m mlbuffet.natsd.users`'s
 auth.conf reads them) and base/secrets/gateway.env (the key's line, as `mlbuffet keys new` makes
 it: name, scopes and SHA-256, never the key), both mode 600 and git-ignored; the
 kustomization turns them into the Secrets nats-passwords and gateway-api-keys. The key itself
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from mlbuffet.apikeys import ApiKey, ApiKeyError, hash_key, new_key, parse_scopes
-from mlbuffet.natsauth import ROLE_NAMES, new_password, password_variable
+from mlbuffet.natsd.users import ROLE_NAMES, new_password, password_variable
 
 HERE = Path(__file__).resolve().parent
 

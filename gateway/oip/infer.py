@@ -15,7 +15,7 @@ from typing import Any
 from gateway.oip.framing import BinaryReader, Framed
 from gateway.oip.tensors import input_tensor, output_document, parameters_of
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import InferRequest, InferResponse
+from mlbuffet.protocol.inference import InferRequest, InferResponse
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The REST routes, each with the one-line summary that /help shows."""
 
-from gateway.routes import console, models, observe, prediction, root, train, v2, v2_repository
+from gateway.routes import console, models, monitoring, prediction, root, train, v2, v2_repository
 from gateway.routes.table import Route
 
 ROUTES: tuple[Route, ...] = (
@@ -9,7 +9,7 @@ ROUTES: tuple[Route, ...] = (
     *prediction.ROUTES,
     *v2.ROUTES,
     *v2_repository.ROUTES,
-    *observe.ROUTES,
+    *monitoring.ROUTES,
     *console.ROUTES,
     *train.ROUTES,
 )

@@ -15,10 +15,10 @@ from gateway.routes.table import SMALL_BODY_BYTES, Route
 from gateway.uploads import read_form, spool_folder
 from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
-from mlbuffet.protocol.messages import ModelEvent
+from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.names import ModelRef, parse_model_name, parse_upload_filename
 from mlbuffet.protocol.records import ModelSettings, VersionRecord
-from mlbuffet.views import model_details
+from mlbuffet.registry.details import model_details
 
 UPLOAD_FIELDS = ("path", "file")
 """Form fields that may carry the model file: `path` as in the original API, or `file`."""

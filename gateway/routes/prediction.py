@@ -8,16 +8,16 @@ from aiohttp import web
 
 from gateway.admission import INFERENCE_SLOTS, request_timeout
 from gateway.envelope import reply
-from gateway.readiness import require_serving
+from gateway.model_readiness import require_serving
 from gateway.routes.common import json_body, json_object, mesh_of, model_ref
 from gateway.routes.table import Route
 from gateway.uploads import read_form, spool_folder
 from mlbuffet.apikeys import Scope
-from mlbuffet.images import image_input, image_tensor
-from mlbuffet.inputs import tensors_from_values
-from mlbuffet.outputs import to_json
+from mlbuffet.codecs.images import image_input, image_tensor
+from mlbuffet.codecs.outputs import to_json
+from mlbuffet.codecs.values import tensors_from_values
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
-from mlbuffet.protocol.messages import InferRequest, Tensor
+from mlbuffet.protocol.inference import InferRequest, Tensor
 from mlbuffet.protocol.records import Signature
 
 IMAGE_FIELDS = ("file", "path")

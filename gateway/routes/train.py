@@ -18,14 +18,13 @@ from gateway.training import jobs_of
 from gateway.uploads import SpooledFile, read_form, spool_folder
 from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
-from mlbuffet.protocol.messages import TrainJob
-from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
-from mlbuffet.training import log_lines, new_job_id, submit_job
-from mlbuffet.training.views import job_view
+from mlbuffet.protocol.jobs import TrainJob
+from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_train_target
+from mlbuffet.training import checked_timeout, log_lines, new_job_id, submit_job
+from mlbuffet.training.job_view import job_view
 
 REQUIRED_FILES = ("script", "requirements", "dataset")
 DEFAULT_NAMES = {"script": "train.py", "requirements": "requirements.txt", "dataset": "dataset"}
-DEFAULT_OUTPUT_FILE = "model.onnx"
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 
@@ -53,15 +52,12 @@ def _timeout(raw: str | None) -> float | None:
         value = float(raw)
     except ValueError:
         raise UnprocessableError(f"timeout must be a number of seconds, not {raw!r}") from None
-    if not value > 0:
-        raise UnprocessableError("timeout must be a positive number of seconds")
-    return value
+    return checked_timeout(value)
 
 
 async def submit(request: web.Request) -> web.Response:
-    model = parse_model_name(request.match_info["model"])
-    output_file = parse_file_name(
-        request.match_info.get("output_file", DEFAULT_OUTPUT_FILE), "output file name"
+    model, output_file = parse_train_target(
+        request.match_info["model"], request.match_info.get("output_file")
     )
     mesh = mesh_of(request)
     if not request.content_type.startswith("multipart/"):
@@ -157,14 +153,16 @@ ROUTES = (
         submit,
         "train a new version of <model>: multipart files 'script', 'requirements', 'dataset' "
         "(+ more data files), optional 'description', 'make_default', 'timeout'; the script "
-        "writes model.onnx; answers 202 with the job id",
+        "writes model.onnx (<model>.onnx for a name like iris.onnx), as sys.argv[1] or in its "
+        "working folder; answers 202 with the job id",
         Scope.TRAIN,
     ),
     Route(
         "POST",
         "/api/v1/train/{model}/{output_file}",
         submit,
-        "the same, with the name of the file the script writes",
+        "the same, with the name of the file the script writes (the original's "
+        "/train/<tag>/<model_name>: <tag> is the model)",
         Scope.TRAIN,
     ),
     Route(

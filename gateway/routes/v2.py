@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway.admission import INFERENCE_SLOTS, request_timeout
 from gateway.envelope import dumps
+from gateway.model_readiness import require_serving, unready_models, unready_reason
 from gateway.oip.framing import (
     BINARY_CONTENT_TYPE,
     HEADER_LENGTH,
@@ -26,11 +27,10 @@ from gateway.oip.framing import (
 )
 from gateway.oip.infer import parse_request, render_response
 from gateway.oip.metadata import model_metadata, server_metadata
-from gateway.readiness import require_serving, unready_models, unready_reason
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
-from mlbuffet.protocol.messages import Tensor
+from mlbuffet.protocol.inference import Tensor
 from mlbuffet.protocol.names import parse_model_name, parse_version
 
 OFF_LOOP_BYTES = 256 * 1024

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.readiness import (
+from gateway.model_readiness import (
     unloaded_reason,
     unready_reasons,
     wait_until_ready,

@@ -10,6 +10,7 @@ import { dropZone, renderModels, setLoaded, uploadVersion } from "./models.js";
 import { renderJobs, setupTraining } from "./training.js";
 
 const REFRESH_MS = 2000;
+const RESYNC_MS = 15000;
 
 function row(cells) {
   const tr = document.createElement("tr");
@@ -112,4 +113,6 @@ document.addEventListener("DOMContentLoaded", () => {
   listen();
   refreshModels();
   refreshJobs();
+  // Events bring changes at once; this catches any the stream missed (a reconnect).
+  setInterval(() => { refreshModels(); refreshJobs(); }, RESYNC_MS);
 });

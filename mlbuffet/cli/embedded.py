@@ -1,6 +1,6 @@
 """The embedded nats-server as a child of `mlbuffet up` or `mlbuffet nats`.
 
-Wraps mlbuffet.natsserver.NatsServer so it can be restarted like any other
+Wraps mlbuffet.natsd.server.NatsServer so it can be restarted like any other
 child: a restart reuses the port the first run got (port 0 included), so the
 URL every role connects to stays valid and they simply reconnect.
 """
@@ -11,7 +11,7 @@ import dataclasses
 import re
 
 from mlbuffet.cli.process import Console, die_with_parent
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
 
 _LEVEL = re.compile(r"\[(INF|WRN|ERR|FTL|DBG|TRC)\]\s?(.*)")
 LOUD_LEVELS = frozenset({"WRN", "ERR", "FTL"})

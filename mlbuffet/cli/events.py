@@ -15,12 +15,17 @@ from nats.aio.msg import Msg
 
 from mlbuffet.cli.watch import WatchConfig, watch_parser
 from mlbuffet.config import nats_config_from
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect, flush_subscriptions
-from mlbuffet.event_history import EventReplay, Since
+from mlbuffet.mesh.connection import (
+    NatsUnavailableError,
+    close_quietly,
+    connect,
+    flush_subscriptions,
+)
+from mlbuffet.observe.event_history import EventReplay, Since
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import unpack_map
-from mlbuffet.runner import StartupError, run_role
+from mlbuffet.protocol.wire import unpack_map
+from mlbuffet.roles.runner import StartupError, run_role
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[WatchConfig, str]:

@@ -33,12 +33,12 @@ from mlbuffet.cli.sample_models import (
 from mlbuffet.cli.supervisor import RestartPolicy, Supervisor, stop_in_order
 from mlbuffet.cli.up_config import UpConfig
 from mlbuffet.config import NatsConfig, nats_arguments
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.natsauth import GeneratedCredentials
-from mlbuffet.natsserver import NatsServerConfig, NatsServerError, check_port_free
-from mlbuffet.nodes import stable_node_id
+from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.natsd.server import NatsServerConfig, NatsServerError, check_port_free
+from mlbuffet.natsd.users import GeneratedCredentials
 from mlbuffet.registry import Registry
-from mlbuffet.runner import StartupError
+from mlbuffet.roles.node_ids import stable_node_id
+from mlbuffet.roles.runner import StartupError
 
 GATEWAY_READY = re.compile(r"^gateway (\S+) listening on (http://\S+)$")
 MODELHOST_READY = re.compile(r"^modelhost (\S+) ready, serving (.*)$")
@@ -64,7 +64,7 @@ def gateway_security_arguments(config: UpConfig) -> list[str]:
     return args
 
 
-class Mesh:
+class ProcessTree:
     """Every process `mlbuffet up` owns, and the order they start and stop in."""
 
     def __init__(self, config: UpConfig, console: Console) -> None:

@@ -14,8 +14,8 @@ from mlbuffet.cli.embedded import EmbeddedNats
 from mlbuffet.cli.process import Console, describe_exit
 from mlbuffet.cli.up_config import DEFAULT_DATA_DIR
 from mlbuffet.config import ConfigError, add_log_level_argument, env, env_int, is_loopback
-from mlbuffet.natsserver import NatsServerConfig, NatsServerError
-from mlbuffet.runner import StartupError, run_role
+from mlbuffet.natsd.server import NatsServerConfig, NatsServerError
+from mlbuffet.roles.runner import StartupError, run_role
 
 
 @dataclass(frozen=True, slots=True)

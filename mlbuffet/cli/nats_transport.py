@@ -11,13 +11,13 @@ import numpy.typing as npt
 
 from mlbuffet.cli.transport import PredictInput, TrainRequest
 from mlbuffet.client import Client
+from mlbuffet.codecs.images import image_array, image_input
+from mlbuffet.codecs.outputs import jsonable
+from mlbuffet.codecs.values import arrays_from_values
 from mlbuffet.config import NatsConfig
-from mlbuffet.images import image_array, image_input
-from mlbuffet.inputs import arrays_from_values
-from mlbuffet.outputs import jsonable
 from mlbuffet.protocol.names import ModelRef
-from mlbuffet.training.views import job_view
-from mlbuffet.views import model_details
+from mlbuffet.registry.details import model_details
+from mlbuffet.training.job_view import job_view
 
 
 class NatsTransport:

@@ -16,10 +16,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from mlbuffet.connection import flush_subscriptions
+from mlbuffet.mesh.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import ModelEvent, unpack
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.wire import unpack
 from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.samples import SAMPLES, sample_path
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from mlbuffet.cli.watch import WatchConfig, watch_parser
 from mlbuffet.config import nats_config_from
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.observe import cluster_status
+from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.observe.cluster_status import cluster_status
+from mlbuffet.protocol.cluster import ClusterStatus
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import ClusterStatus
-from mlbuffet.runner import StartupError, run_role
+from mlbuffet.roles.runner import StartupError, run_role
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[WatchConfig, str]:

@@ -35,7 +35,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     submit = commands.add_parser("submit", parents=[common], help="submit a training job")
-    submit.add_argument("model", help="the model the job trains a new version of")
+    submit.add_argument(
+        "model",
+        help="the model the job trains a new version of (iris.onnx: model iris, and the "
+        "script writes iris.onnx)",
+    )
     submit.add_argument("--script", type=Path, required=True, help="the training script")
     submit.add_argument("--requirements", type=Path, required=True, help="its pip requirements.txt")
     submit.add_argument("--dataset", type=Path, required=True, help="the data file")
@@ -43,7 +47,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--data", type=Path, action="append", default=[], help="one more data file (repeatable)"
     )
     submit.add_argument(
-        "--output-file", metavar="NAME", help="the file the script writes (default model.onnx)"
+        "--output-file",
+        metavar="NAME",
+        help="the file the script writes, as its first argument or in its working folder "
+        "(default model.onnx)",
     )
     submit.add_argument("--description", help="the new version's description")
     submit.add_argument(
@@ -78,7 +85,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
 
 def _request(args: argparse.Namespace) -> TrainRequest:
-    from mlbuffet.protocol.names import parse_file_name, parse_model_name
+    from mlbuffet.protocol.names import parse_train_target
 
     for flag, path in (
         ("--script", args.script),
@@ -90,15 +97,14 @@ def _request(args: argparse.Namespace) -> TrainRequest:
             raise ValueError(f"{flag} {path}: no such file")
     if args.job_timeout is not None and not args.job_timeout > 0:
         raise ValueError("--job-timeout must be positive")
+    model, output_file = parse_train_target(args.model, args.output_file)
     return TrainRequest(
-        model=parse_model_name(args.model),
+        model=model,
         script=args.script,
         requirements=args.requirements,
         dataset=args.dataset,
         data=tuple(args.data),
-        output_file=None
-        if args.output_file is None
-        else parse_file_name(args.output_file, "output file name"),
+        output_file=output_file,
         description=args.description,
         make_default=not args.no_default,
         timeout_s=args.job_timeout,

@@ -90,7 +90,7 @@ class Transport(Protocol):
         """job, model, state (queued): as POST /api/v1/train/<model>."""
 
     async def job(self, job: str) -> dict[str, Any]:
-        """As GET /api/v1/train/<job> (mlbuffet.training.views.job_view)."""
+        """As GET /api/v1/train/<job> (mlbuffet.training.job_view.job_view)."""
 
     async def jobs(self) -> list[dict[str, Any]]:
         """The recent jobs, newest first, each as job()."""

@@ -9,17 +9,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mlbuffet.cli.mesh import Mesh
+from mlbuffet.cli.mesh import ProcessTree
 from mlbuffet.cli.process import Console
 from mlbuffet.cli.up_config import UpConfig, parse_args
-from mlbuffet.runner import run_role
+from mlbuffet.roles.runner import run_role
 
 
 async def serve(config: UpConfig, stop: asyncio.Event) -> int:
     """Start the mesh, keep it up until a signal (exit 0) or a child that keeps crashing (exit 1)."""
     started = time.monotonic()
     console = Console()
-    mesh = Mesh(config, console)
+    mesh = ProcessTree(config, console)
     stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     try:
         starting: asyncio.Future[Any] = asyncio.ensure_future(mesh.start())

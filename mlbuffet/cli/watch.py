@@ -14,7 +14,7 @@ from mlbuffet.config import (
     env,
     env_float,
 )
-from mlbuffet.event_history import Since
+from mlbuffet.observe.event_history import Since
 
 CONNECT_WAIT_S = 3.0
 """A command someone typed should not wait for NATS as long as a server role does."""

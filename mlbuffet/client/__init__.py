@@ -4,7 +4,7 @@ from mlbuffet.client.client import Client
 from mlbuffet.client.events import Event, EventStream, OtherEvent
 from mlbuffet.client.results import Deleted, InferResult, Uploaded
 from mlbuffet.client.sync import SyncClient
-from mlbuffet.hedging import HedgeConfig
+from mlbuffet.mesh.hedging import HedgeConfig
 
 __all__ = [
     "Client",

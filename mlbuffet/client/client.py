@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from nats.aio.client import Client as NatsClient
 
-from mlbuffet import nats_request
 from mlbuffet.client.events import EventStream
 from mlbuffet.client.results import (
     Deleted,
@@ -31,30 +30,30 @@ from mlbuffet.client.results import (
 )
 from mlbuffet.client.training import ExtraFile, FileInput, stage_files
 from mlbuffet.config import DEFAULT_NATS_URL, NatsConfig, split_urls
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.hedging import HedgeConfig, Hedging
-from mlbuffet.nodes import new_node_id
+from mlbuffet.mesh import request as nats_request
+from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.mesh.hedging import HedgeConfig, Hedging
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     ServiceUnavailableError,
-    UnprocessableError,
     UnsupportedMediaTypeError,
 )
-from mlbuffet.protocol.messages import (
-    InferRequest,
-    InferResponse,
-    JobRecord,
-    ModelEvent,
-    TrainJob,
-    pack,
-    unpack,
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.inference import InferRequest, InferResponse
+from mlbuffet.protocol.jobs import JobRecord, TrainJob
+from mlbuffet.protocol.names import (
+    parse_job_id,
+    parse_model_name,
+    parse_train_target,
+    parse_version,
 )
-from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name, parse_version
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import Registry
 from mlbuffet.registry.check_file import inspect_in_subprocess
-from mlbuffet.training import JobStore, log_lines, new_job_id, submit_job
+from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.training import JobStore, checked_timeout, log_lines, new_job_id, submit_job
 
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of a request that brings none, as the gateway's --request-timeout."""
@@ -64,7 +63,6 @@ CONNECT_WAIT_S = 2.0
 DEFAULT_INPUT_TTL_S = 5.0
 """How long the input name of a default version is trusted (see Client._only_input)."""
 WHO = "the client"
-DEFAULT_OUTPUT_FILE = "model.onnx"
 JOB_POLL_S = 0.25
 """How often wait_job reads a job's record."""
 
@@ -386,13 +384,11 @@ class Client:
         Files are paths (the job sees them under their own names) or bytes
         (named train.py, requirements.txt, dataset); `extra_files` are more
         data files, paths or (name, bytes). The script writes `output_file`
-        (model.onnx); `timeout` limits its run in seconds (None: the trainer's
+        (model.onnx, or `iris.onnx` for a `model` given as `iris.onnx`); `timeout` limits its run in seconds (None: the trainer's
         default). ServiceUnavailableError (503) if no trainer runs.
         """
-        name = parse_model_name(model)
-        output = parse_file_name(output_file or DEFAULT_OUTPUT_FILE, "output file name")
-        if timeout is not None and not timeout > 0:
-            raise UnprocessableError("timeout must be a positive number of seconds")
+        name, output = parse_train_target(model, output_file)
+        checked_timeout(timeout)
         store = await self.job_store()
         with tempfile.TemporaryDirectory(prefix="mlbuffet-train-") as folder:
             staged = await asyncio.to_thread(

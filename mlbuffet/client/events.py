@@ -16,11 +16,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from mlbuffet.connection import flush_subscriptions
+from mlbuffet.mesh.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import ModelEvent, unpack_map
+from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.names import parse_model_name
+from mlbuffet.protocol.wire import unpack_map
 
 PENDING_EVENTS = 10_000
 """Events held for a slow reader before NATS drops some (a bounded buffer)."""

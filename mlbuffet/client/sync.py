@@ -17,7 +17,7 @@ from mlbuffet.client.client import Client
 from mlbuffet.client.events import Event, EventStream
 from mlbuffet.client.results import Deleted, InferResult, Inputs, Uploaded
 from mlbuffet.client.training import ExtraFile, FileInput
-from mlbuffet.protocol.messages import JobRecord
+from mlbuffet.protocol.jobs import JobRecord
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
 
 _T = TypeVar("_T")

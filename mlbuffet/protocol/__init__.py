@@ -19,22 +19,20 @@ from mlbuffet.protocol.errors import (
     UnsupportedMediaTypeError,
     error_for_status,
 )
+from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import (
+from mlbuffet.protocol.inference import (
     EchoReply,
     EchoRequest,
     InferRequest,
     InferResponse,
-    ModelEvent,
     ObjectOutput,
     Output,
     Tensor,
-    pack,
-    pack_error,
-    unpack,
 )
 from mlbuffet.protocol.names import ModelRef, parse_model_name, parse_version
 from mlbuffet.protocol.records import DYNAMIC, ModelRecord, Signature, TensorSpec, VersionRecord
+from mlbuffet.protocol.wire import pack, pack_error, unpack
 
 __all__ = [
     "DYNAMIC",

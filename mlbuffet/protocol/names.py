@@ -102,6 +102,24 @@ def parse_file_name(raw: str, what: str = "file name") -> str:
     return raw
 
 
+DEFAULT_OUTPUT_FILE = "model.onnx"
+"""The file a training script writes when the job names none."""
+
+
+def parse_train_target(raw_model: str, raw_output_file: str | None = None) -> tuple[str, str]:
+    """The model a training job makes a new version of, and the file its script writes.
+
+    `iris.onnx` alone is the original MLBuffet's first form (`/train/<model_name>`):
+    model `iris`, from a script that writes `iris.onnx`. `iris` alone writes
+    DEFAULT_OUTPUT_FILE; with an output file, as the original's
+    `/train/<tag>/<model_name>`, the first part names the model (its "tag").
+    """
+    model = parse_model_name(raw_model)
+    if raw_output_file is None:
+        raw_output_file = raw_model if raw_model.endswith(_ONNX_SUFFIX) else DEFAULT_OUTPUT_FILE
+    return model, parse_file_name(raw_output_file, "output file name")
+
+
 MAX_UPLOAD_FILENAME_CHARS = 255
 """As most file systems: the name an uploaded model is stored (and downloaded) under."""
 

@@ -16,7 +16,8 @@ import nats.js.errors as js_errors
 from nats.js.api import DeliverPolicy
 
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import JobEvent, unpack
+from mlbuffet.protocol.jobs import JobEvent
+from mlbuffet.protocol.wire import unpack
 from mlbuffet.training.store import JobStore
 
 IDLE_CHECK_S = 5.0

@@ -31,7 +31,8 @@ from nats.js.object_store import ObjectStore
 
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, ModelNotFoundError
-from mlbuffet.protocol.messages import JobEvent, JobRecord, JobState, pack, unpack
+from mlbuffet.protocol.jobs import JobEvent, JobRecord, JobState
+from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
 from mlbuffet.registry.store import open_key_value, open_object_store, open_stream
 

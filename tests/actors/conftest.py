@@ -8,8 +8,9 @@ import numpy as np
 from nats.aio.client import Client
 
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import InferRequest, InferResponse, Tensor, pack, unpack
+from mlbuffet.protocol.inference import InferRequest, InferResponse, Tensor
 from mlbuffet.protocol.tensors import decode_array, encode_array
+from mlbuffet.protocol.wire import pack, unpack
 
 REQUEST_TIMEOUT_S = 5.0
 

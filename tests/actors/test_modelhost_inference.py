@@ -13,16 +13,15 @@ from mlbuffet.protocol.errors import (
     PayloadTooLargeError,
     UnprocessableError,
 )
-from mlbuffet.protocol.messages import (
+from mlbuffet.protocol.inference import (
     EchoReply,
     EchoRequest,
     InferRequest,
     InferResponse,
     ObjectOutput,
     Tensor,
-    pack,
-    unpack,
 )
+from mlbuffet.protocol.wire import pack, unpack
 from tests import onnx_models
 from tests.actors.conftest import added, adder_input, arrays, infer, request_for
 

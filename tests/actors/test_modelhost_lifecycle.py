@@ -11,7 +11,8 @@ import pytest
 
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import EchoReply, EchoRequest, InferResponse, pack, unpack
+from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferResponse
+from mlbuffet.protocol.wire import pack, unpack
 from tests.actors.conftest import added, adder_input, arrays, infer, request_for
 from tests.conftest import eventually
 

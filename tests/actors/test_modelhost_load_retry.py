@@ -14,7 +14,7 @@ import logging
 import pytest
 
 from actors.modelhost.loading import is_transient, read_model
-from mlbuffet.natsserver import NatsServer
+from mlbuffet.natsd.server import NatsServer
 from mlbuffet.protocol.errors import ModelNotFoundError, ServiceUnavailableError
 
 AWAY_S = 6.0

@@ -11,7 +11,7 @@ from pathlib import Path
 import nats.errors
 import pytest
 
-from mlbuffet.natsserver import NatsServer
+from mlbuffet.natsd.server import NatsServer
 from mlbuffet.protocol.errors import MLBuffetError
 from tests.actors.conftest import added, adder_input, infer
 from tests.modelhost_processes import ModelhostProcess, start_modelhost_process

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import InferRequest, InferResponse, Tensor, pack, unpack
+from mlbuffet.protocol.inference import InferRequest, InferResponse, Tensor
 from mlbuffet.protocol.tensors import decode_array, encode_array
+from mlbuffet.protocol.wire import pack, unpack
 
 
 async def test_modelhost_answers_seed_iris(nc, upload, start_modelhost, seed_iris):

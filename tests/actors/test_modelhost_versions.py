@@ -8,10 +8,11 @@ import time
 import nats.errors
 import pytest
 
-from mlbuffet.connection import flush_subscriptions
+from mlbuffet.mesh.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError, ModelNotFoundError
-from mlbuffet.protocol.messages import ModelEvent, unpack
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.wire import unpack
 from tests.actors.conftest import added, adder_input, infer
 from tests.conftest import eventually
 

@@ -14,8 +14,9 @@ from actors.modelhost.batching import split_outputs
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import UnprocessableError
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import ObjectOutput, Tensor, pack
+from mlbuffet.protocol.inference import ObjectOutput, Tensor
 from mlbuffet.protocol.records import ModelSettings
+from mlbuffet.protocol.wire import pack
 from tests.actors.conftest import arrays, infer, request_for
 from tests.batching.conftest import TABLE_ROWS
 from tests.conftest import eventually

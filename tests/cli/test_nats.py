@@ -11,7 +11,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
+from mlbuffet.mesh.connection import close_quietly, connect
 from tests.cli.conftest import Spawn, command_of, wait_gone
 
 pytestmark = pytest.mark.processes

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
+from mlbuffet.mesh.connection import close_quietly, connect
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
 from mlbuffet.registry import Registry
 from tests.cli.conftest import Spawn, StartUp, command_of, wait_gone
 from tests.cli.rest import ok, predict

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mlbuffet import Client
-from mlbuffet.natsserver import NatsServer
+from mlbuffet.natsd.server import NatsServer
 from tests.conftest import eventually
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from mlbuffet import Client
 from mlbuffet.cli.main import main
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
 from mlbuffet.protocol.errors import ServiceUnavailableError
 
 

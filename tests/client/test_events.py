@@ -8,7 +8,7 @@ import time
 import msgpack
 
 from mlbuffet.client import OtherEvent
-from mlbuffet.protocol.messages import ModelEvent
+from mlbuffet.protocol.events import ModelEvent
 
 
 async def collect(stream, until, timeout_s: float = 10.0) -> list:

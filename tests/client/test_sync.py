@@ -11,7 +11,7 @@ import pytest
 
 from mlbuffet import SyncClient
 from mlbuffet.protocol.errors import ModelNotFoundError
-from mlbuffet.protocol.messages import ModelEvent
+from mlbuffet.protocol.events import ModelEvent
 from tests.client.conftest import serving
 
 

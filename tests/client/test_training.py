@@ -20,7 +20,7 @@ from mlbuffet.protocol.errors import (
     ModelNotFoundError,
     ServiceUnavailableError,
 )
-from mlbuffet.protocol.messages import JobState
+from mlbuffet.protocol.jobs import JobState
 from tests.trainer.conftest import iris_csv, start_trainer  # noqa: F401 - fixtures used here
 from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT
 

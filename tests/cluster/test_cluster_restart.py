@@ -18,11 +18,11 @@ from nats.aio.client import Client
 from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.service import ModelhostService
 from mlbuffet.client import Client as MlbuffetClient
-from mlbuffet.connection import close_quietly, connect
-from mlbuffet.nodes import new_node_id
-from mlbuffet.protocol.messages import JobRecord, JobState, TrainJob
+from mlbuffet.mesh.connection import close_quietly, connect
+from mlbuffet.protocol.jobs import JobRecord, JobState, TrainJob
 from mlbuffet.protocol.records import ModelSettings
 from mlbuffet.registry import ModelInspector, Registry
+from mlbuffet.roles.node_ids import new_node_id
 from mlbuffet.training import JobStore, new_job_id
 from tests import onnx_models
 from tests.nats_cluster import NatsCluster

@@ -17,11 +17,11 @@ import pytest
 from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.service import ModelhostService
 from mlbuffet.client import Client as MlbuffetClient
-from mlbuffet.connection import close_quietly, connect
-from mlbuffet.nodes import new_node_id
+from mlbuffet.mesh.connection import close_quietly, connect
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
 from mlbuffet.registry import ModelInspector, Registry
+from mlbuffet.roles.node_ids import new_node_id
 from tests.actors.conftest import arrays, infer
 from tests.nats_cluster import NatsCluster
 

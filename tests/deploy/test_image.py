@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbuffet.natsauth import ROLE_NAMES, password_variable
+from mlbuffet.natsd.users import ROLE_NAMES, password_variable
 from tests.trainer.conftest import docker_image  # noqa: F401 - the base image fixture
 
 pytestmark = pytest.mark.processes

@@ -34,9 +34,9 @@ from gateway.__main__ import parse_args as gateway_args
 from gateway.routes import ROUTES
 from mlbuffet.apikeys import KeyRing, Scope
 from mlbuffet.cli.main import ROLES
-from mlbuffet.health import LIVE_PATH, READY_PATH
-from mlbuffet.natsauth import ROLE_NAMES, deploy_config, password_variable
-from mlbuffet.natsserver import nats_server_binary
+from mlbuffet.natsd.server import nats_server_binary
+from mlbuffet.natsd.users import ROLE_NAMES, deploy_config, password_variable
+from mlbuffet.roles.health_listener import LIVE_PATH, READY_PATH
 
 KUBERNETES_VERSION = "1.30"
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlbuffet.natsauth import ROLE_NAMES
-from mlbuffet.natsserver import nats_server_binary
+from mlbuffet.natsd.server import nats_server_binary
+from mlbuffet.natsd.users import ROLE_NAMES
 
 DEPLOY_NATS = Path(__file__).resolve().parents[2] / "deploy" / "nats"
 CONFIGS = sorted(DEPLOY_NATS.glob("node-*.conf"))

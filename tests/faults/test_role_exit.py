@@ -14,7 +14,7 @@ import sys
 import textwrap
 import time
 
-from mlbuffet.runner import SHUTDOWN_GRACE_S, run
+from mlbuffet.roles.runner import SHUTDOWN_GRACE_S, run
 from tests.modelhost_processes import REPO
 
 
@@ -51,7 +51,7 @@ def test_a_task_that_never_ends_is_left_behind_and_the_process_exits():
     script = textwrap.dedent(
         """
         import asyncio
-        from mlbuffet.runner import run
+        from mlbuffet.roles.runner import run
 
         async def stubborn():
             while True:

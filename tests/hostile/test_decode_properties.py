@@ -13,24 +13,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlbuffet.protocol import messages
+from mlbuffet.protocol import cluster, events, inference, jobs, wire
 from mlbuffet.protocol.errors import MAX_MESSAGE_CHARS, BadRequestError, MLBuffetError
 from mlbuffet.protocol.names import parse_node_id, parse_upload_filename
 from mlbuffet.protocol.tensors import decode_array
 
 DECODERS = [
-    messages.InferRequest.from_dict,
-    messages.InferResponse.from_dict,
-    messages.EchoRequest.from_dict,
-    messages.EchoReply.from_dict,
-    messages.ModelEvent.from_dict,
-    messages.Heartbeat.from_dict,
-    messages.NodeEvent.from_dict,
-    messages.ClusterStatus.from_dict,
-    messages.TrainJob.from_dict,
-    messages.TrainAccepted.from_dict,
-    messages.JobRecord.from_dict,
-    messages.JobEvent.from_dict,
+    inference.InferRequest.from_dict,
+    inference.InferResponse.from_dict,
+    inference.EchoRequest.from_dict,
+    inference.EchoReply.from_dict,
+    events.ModelEvent.from_dict,
+    cluster.Heartbeat.from_dict,
+    events.NodeEvent.from_dict,
+    cluster.ClusterStatus.from_dict,
+    jobs.TrainJob.from_dict,
+    jobs.TrainAccepted.from_dict,
+    jobs.JobRecord.from_dict,
+    jobs.JobEvent.from_dict,
 ]
 FIELDS = [
     "type", "model", "inputs", "outputs", "name", "datatype", "shape", "data", "version", "id",
@@ -62,7 +62,7 @@ def test_every_decoder_gives_a_message_or_a_4xx(raw: dict[str, Any]) -> None:
     payload = msgpack.packb(raw, use_bin_type=True)
     for decode in DECODERS:
         try:
-            messages.unpack(payload, decode)
+            wire.unpack(payload, decode)
         except MLBuffetError as exc:
             assert exc.message
             # An "error" map in a message is the reply convention: any status may come back.
@@ -73,7 +73,7 @@ def test_every_decoder_gives_a_message_or_a_4xx(raw: dict[str, Any]) -> None:
 @given(st.binary(max_size=200))
 def test_unpack_map_refuses_garbage_with_a_400(payload: bytes) -> None:
     try:
-        messages.unpack_map(payload)
+        wire.unpack_map(payload)
     except MLBuffetError as exc:
         assert exc.status == 400
 

@@ -33,21 +33,13 @@ from actors.trainer.__main__ import make_backend
 from actors.trainer.config import TrainerConfig
 from actors.trainer.service import TrainerService
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
-from mlbuffet.nodes import new_node_id
+from mlbuffet.mesh.connection import close_quietly, connect
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import (
-    ClusterStatus,
-    EchoReply,
-    EchoRequest,
-    Heartbeat,
-    InferRequest,
-    InferResponse,
-    Tensor,
-    TrainJob,
-    pack,
-    unpack,
-)
+from mlbuffet.protocol.cluster import ClusterStatus, Heartbeat
+from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse, Tensor
+from mlbuffet.protocol.jobs import TrainJob
+from mlbuffet.protocol.wire import pack, unpack
+from mlbuffet.roles.node_ids import new_node_id
 from tests.hostile import fuzz_cases
 from tests.onnx_models import ModelFiles
 
@@ -96,7 +88,7 @@ def test_every_subject_function_is_classified() -> None:
 
 
 @dataclass
-class Mesh:
+class FuzzTargets:
     nc: Client
     modelhost: ModelhostService
     metrics: MetricsService
@@ -116,7 +108,7 @@ async def mesh(
     start_modelhost: Any,
     model_files: ModelFiles,
     tmp_path: Path,
-) -> AsyncIterator[Mesh]:
+) -> AsyncIterator[FuzzTargets]:
     await upload(MODEL, model_files.add_one)
     clients = [await connect(nats_config, name="fuzz-metrics")]
     metrics = MetricsService(
@@ -130,7 +122,7 @@ async def mesh(
     config = TrainerConfig(nats=nats_config, work_dir=tmp_path, cache_dir=tmp_path / "venvs")
     trainer = TrainerService(clients[1], config, "trainer-fuzz", make_backend(config, os.environ))
     await trainer.start()
-    yield Mesh(nc, modelhost, metrics, trainer, clients)
+    yield FuzzTargets(nc, modelhost, metrics, trainer, clients)
     for actor in (metrics, trainer):
         await actor.drain(5)
     for client in clients:
@@ -162,7 +154,7 @@ class Target:
     """The subscription this exercises (a live subscription subject, maybe a wildcard)."""
 
 
-def targets(mesh: Mesh) -> list[Target]:
+def targets(mesh: FuzzTargets) -> list[Target]:
     out = [
         Target(subjects.infer(MODEL), PARSES, subjects.infer(MODEL)),
         Target(subjects.infer(MODEL, 1), PARSES, subjects.infer_pinned_versions(MODEL)),
@@ -188,7 +180,7 @@ def targets(mesh: Mesh) -> list[Target]:
     return out
 
 
-def live_subscriptions(mesh: Mesh) -> set[str]:
+def live_subscriptions(mesh: FuzzTargets) -> set[str]:
     """Every subject an actor of the mesh listens on, read from the actors themselves."""
     found: set[str] = set()
     for actor in mesh.actors:
@@ -200,7 +192,7 @@ def live_subscriptions(mesh: Mesh) -> set[str]:
     return found
 
 
-async def test_every_live_subscription_is_fuzzed(mesh: Mesh) -> None:
+async def test_every_live_subscription_is_fuzzed(mesh: FuzzTargets) -> None:
     covered = {t.covers for t in targets(mesh)} | {subjects.all_heartbeats()}
     missing = live_subscriptions(mesh) - covered
     assert missing == set(), f"actors serve subjects the fuzz targets miss: {sorted(missing)}"
@@ -286,7 +278,7 @@ def corpus(kind: str, random: list[bytes], max_payload: int) -> list[fuzz_cases.
     return cases
 
 
-async def assert_serving(mesh: Mesh) -> None:
+async def assert_serving(mesh: FuzzTargets) -> None:
     """Every actor still answers a good request correctly."""
     reply = await mesh.nc.request(subjects.infer(MODEL), good_infer_request(), timeout=10)
     answer = unpack(reply.data, InferResponse.from_dict)
@@ -311,7 +303,7 @@ async def assert_serving(mesh: Mesh) -> None:
     assert error["code"] == 422 and "upload it before submitting" in error["message"]
 
 
-async def test_hostile_payloads_get_4xx_and_actors_keep_serving(mesh: Mesh) -> None:
+async def test_hostile_payloads_get_4xx_and_actors_keep_serving(mesh: FuzzTargets) -> None:
     await assert_serving(mesh)
     random = fuzz_cases.random_bytes(50)
     tally = Tally()
@@ -374,7 +366,7 @@ def hostile_heartbeats(random: list[bytes]) -> list[fuzz_cases.Case]:
     ]  # fmt: skip
 
 
-async def test_hostile_heartbeats_do_not_poison_the_metrics_actor(mesh: Mesh) -> None:
+async def test_hostile_heartbeats_do_not_poison_the_metrics_actor(mesh: FuzzTargets) -> None:
     """Heartbeats are fire-and-forget: whatever arrives, cluster status and /metrics keep working."""
     random = fuzz_cases.random_bytes(50)
     cases = hostile_heartbeats(random)

@@ -15,9 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors.metrics.config import MetricsConfig
 from actors.metrics.service import MetricsService
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect, flush_subscriptions
-from mlbuffet.nodes import new_node_id
-from mlbuffet.protocol.messages import Heartbeat, NodeEvent, unpack
+from mlbuffet.mesh.connection import close_quietly, connect, flush_subscriptions
+from mlbuffet.protocol.cluster import Heartbeat
+from mlbuffet.protocol.events import NodeEvent
+from mlbuffet.protocol.wire import unpack
+from mlbuffet.roles.node_ids import new_node_id
 from tests.cli.conftest import spawn, start_up  # noqa: F401 (shared fixtures)
 from tests.gateway.conftest import gateway, make_gateway  # noqa: F401 (shared fixtures)
 from tests.security.conftest import key_ring, scoped_keys  # noqa: F401 (shared fixtures)

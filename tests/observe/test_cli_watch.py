@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from mlbuffet.event_history import open_event_history
-from mlbuffet.protocol.messages import ModelEvent, pack
+from mlbuffet.observe.event_history import open_event_history
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.wire import pack
 from tests.cli.conftest import clean_environ
 from tests.cli.rest import ok, predict
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from actors.metrics.cluster import ClusterView
-from mlbuffet.histograms import BucketHistogram, merged, summary
-from mlbuffet.protocol.messages import Heartbeat, LoadedModel, NodeEvent
+from mlbuffet.observe.histograms import BucketHistogram, merged, summary
+from mlbuffet.protocol.cluster import Heartbeat, LoadedModel
+from mlbuffet.protocol.events import NodeEvent
 
 
 class Clock:

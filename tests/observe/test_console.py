@@ -21,7 +21,8 @@ from tests.observe.conftest import INTERVAL_S
 from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-PAGE_TIMEOUT_S = 30.0
+PAGE_TIMEOUT_S = 60.0
+"""Generous: the machine running the tests may be shared and loaded (chromium, a trainer)."""
 SAMPLE_S = 0.5
 IRIS_ROW = [2, 5, 1, 4]
 """The README's sample row."""
@@ -35,6 +36,18 @@ async def _predict(gateway: Any, row: list[float]) -> dict[str, Any]:
     response = await gateway.post("/api/v1/models/iris/prediction", json={"values": row})
     assert response.status == 200, await response.text()
     return dict(await response.json())
+
+
+async def _step(what: str, check: Any, page: Page, worker_id: str) -> None:
+    """`eventually`, saying which step did not happen, with a screenshot of the page then."""
+    try:
+        await eventually(check, PAGE_TIMEOUT_S)
+    except BaseException:
+        shot = _screenshot_path("failed-step", worker_id)
+        await page.screenshot(shot, full_page=True)
+        pytest.fail(
+            f"{what}: not within {PAGE_TIMEOUT_S}s (page: {shot}; problems: {page.problems})"
+        )
 
 
 def _screenshot_path(name: str, worker_id: str) -> Path:
@@ -224,7 +237,7 @@ async def test_a_training_job_submitted_from_the_page_succeeds_and_its_log_is_fo
                 )
             )
 
-        await eventually(job_id, PAGE_TIMEOUT_S)
+        await _step("the page shows the job it submitted", job_id, page, worker_id)
         job = await job_id()
         row = f"#jobs tr[data-job='{job}']"
         # The training takes a while (a venv from the cache, then scikit-learn): up to 3 minutes.
@@ -232,7 +245,12 @@ async def test_a_training_job_submitted_from_the_page_succeeds_and_its_log_is_fo
         details = await (await gateway.get(f"/api/v1/train/{job}")).json()
         assert details["state"] == "succeeded" and details["version"] == 1
         # The log the page followed is the job's log, to its end.
-        await eventually(lambda: _contains(page, "#job-log .state", "ended"), PAGE_TIMEOUT_S)
+        await _step(
+            "the followed log ended",
+            lambda: _contains(page, "#job-log .state", "ended"),
+            page,
+            worker_id,
+        )
         shown = await page.text("#job-log .log") or ""
         assert "training on 150 rows" in shown and "accuracy" in shown
         await eventually(

@@ -6,14 +6,14 @@ import asyncio
 
 import pytest
 
-from mlbuffet.event_history import (
+from mlbuffet.mesh.request import publish_model_event
+from mlbuffet.observe.event_history import (
     EVENTS_MAX_MSGS,
     EventReplay,
     Since,
     open_event_history,
     recent_events,
 )
-from mlbuffet.nats_request import publish_model_event
 from mlbuffet.protocol import subjects
 from tests.conftest import eventually
 from tests.gateway.conftest import upload_file

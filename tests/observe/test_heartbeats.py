@@ -13,9 +13,10 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from gateway.service import NODE_ID
-from mlbuffet.connection import flush_subscriptions
+from mlbuffet.mesh.connection import flush_subscriptions
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import Heartbeat, unpack, unpack_map
+from mlbuffet.protocol.cluster import Heartbeat
+from mlbuffet.protocol.wire import unpack, unpack_map
 from tests.actors.conftest import adder_input, infer
 from tests.conftest import eventually
 from tests.observe.conftest import INTERVAL_S, Recorder, heartbeats

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mlbuffet.natsserver import NatsServer
+from mlbuffet.natsd.server import NatsServer
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import NodeEvent
+from mlbuffet.protocol.events import NodeEvent
 from tests.observe.conftest import heartbeats, node_events
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 
 from actors.metrics.config import MetricsConfig
 from mlbuffet.config import ConfigError
-from mlbuffet.runner import StartupError
+from mlbuffet.roles.runner import StartupError
 from tests.actors.conftest import adder_input, infer
 from tests.conftest import eventually
 from tests.observe.conftest import INTERVAL_S, scrape, value

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlbuffet.natsserver import NatsServer
+from mlbuffet.natsd.server import NatsServer
 from tests.gateway.conftest import make_gateway  # noqa: F401 (a fixture for these tests too)
 from tests.modelhost_processes import ModelhostProcess
 from tests.onnx_models import spin

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from mlbuffet import Client
-from mlbuffet.nats_request import deadline_header
+from mlbuffet.mesh.request import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import OverloadedError
 from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.messages import InferResponse, pack, unpack
+from mlbuffet.protocol.inference import InferResponse
+from mlbuffet.protocol.wire import pack, unpack
 from tests.actors.conftest import arrays, infer, request_for
 from tests.conftest import eventually
 from tests.overload.conftest import SLOW_REPS, spin_inputs

@@ -16,9 +16,10 @@ import time
 import aiohttp
 import pytest
 
-from mlbuffet.natsserver import NatsServer
+from mlbuffet.natsd.server import NatsServer
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import Heartbeat, unpack
+from mlbuffet.protocol.cluster import Heartbeat
+from mlbuffet.protocol.wire import unpack
 from tests.overload.conftest import RssSampler, listening_url, spin_values
 
 REQUESTS = 3000

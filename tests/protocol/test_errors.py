@@ -21,7 +21,8 @@ from mlbuffet.protocol.errors import (
     UnsupportedMediaTypeError,
     error_for_status,
 )
-from mlbuffet.protocol.messages import InferResponse, pack_error, unpack, unpack_map
+from mlbuffet.protocol.inference import InferResponse
+from mlbuffet.protocol.wire import pack_error, unpack, unpack_map
 
 ERRORS = [
     (BadRequestError, 400, "Bad Request"),

@@ -6,18 +6,16 @@ import msgpack
 import pytest
 
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import (
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.inference import (
     EchoReply,
     EchoRequest,
     InferRequest,
     InferResponse,
-    ModelEvent,
     ObjectOutput,
     Tensor,
-    pack,
-    unpack,
-    unpack_map,
 )
+from mlbuffet.protocol.wire import pack, unpack, unpack_map
 
 TENSOR = Tensor("x", "FP32", (1, 2), b"\x00\x00\x80?\x00\x00\x00@")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.names import ModelRef, parse_model_name, parse_version
+from mlbuffet.protocol.names import ModelRef, parse_model_name, parse_train_target, parse_version
 
 
 @pytest.mark.parametrize(
@@ -50,6 +50,27 @@ def test_invalid_model_names_are_a_bad_request(raw):
 def test_the_reserved_name_information_is_a_bad_request(raw):
     with pytest.raises(BadRequestError, match="reserved"):
         parse_model_name(raw)
+
+
+@pytest.mark.parametrize(
+    ("model", "output_file", "target"),
+    [
+        ("iris", None, ("iris", "model.onnx")),
+        # The original's first form, /train/<model_name>: the name is the file the script writes.
+        ("iris.onnx", None, ("iris", "iris.onnx")),
+        # The original's /train/<tag>/<model_name>: the tag names the model.
+        ("iris-tag", "flowers.onnx", ("iris-tag", "flowers.onnx")),
+        ("iris.onnx", "other.onnx", ("iris", "other.onnx")),
+    ],
+)
+def test_a_training_target_is_a_model_and_the_file_its_script_writes(model, output_file, target):
+    assert parse_train_target(model, output_file) == target
+
+
+@pytest.mark.parametrize(("model", "output_file"), [("iris.pkl", None), ("iris", "../x.onnx")])
+def test_a_bad_training_target_is_a_bad_request(model, output_file):
+    with pytest.raises(BadRequestError, match="invalid"):
+        parse_train_target(model, output_file)
 
 
 @pytest.mark.parametrize(("raw", "version"), [("1", 1), (7, 7), ("2147483647", 2**31 - 1)])

@@ -13,15 +13,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import (
-    EchoReply,
-    EchoRequest,
-    InferRequest,
-    InferResponse,
-    ModelEvent,
-    unpack,
-)
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
 from mlbuffet.protocol.tensors import DTYPES, decode_array, encode_array
+from mlbuffet.protocol.wire import unpack
 
 
 @settings(database=None, deadline=None)

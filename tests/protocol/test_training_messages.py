@@ -7,16 +7,9 @@ import pytest
 
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import (
-    JobEvent,
-    JobRecord,
-    JobState,
-    TrainAccepted,
-    TrainJob,
-    pack,
-    unpack,
-)
+from mlbuffet.protocol.jobs import JobEvent, JobRecord, JobState, TrainAccepted, TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id
+from mlbuffet.protocol.wire import pack, unpack
 
 SPEC = TrainJob(
     job="0a1b2c",

@@ -9,7 +9,7 @@ import io
 import nats.js.errors as js_errors
 import pytest
 
-from mlbuffet.connection import close_quietly, connect
+from mlbuffet.mesh.connection import close_quietly, connect
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, InternalError, ModelNotFoundError
 from mlbuffet.registry import Registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlbuffet.connection import close_quietly, connect
+from mlbuffet.mesh.connection import close_quietly, connect
 from mlbuffet.protocol.errors import ModelNotFoundError
 from mlbuffet.registry import Registry, RegistryView
 from tests.conftest import eventually

@@ -16,8 +16,8 @@ import nats
 from nats.aio.client import Client
 
 from mlbuffet.config import NatsConfig
-from mlbuffet.natsauth import ROLE_NAMES, new_password, password_variable
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
+from mlbuffet.natsd.users import ROLE_NAMES, new_password, password_variable
 from tests.security.certs import Pki, make_pki
 
 DEPLOY_AUTH = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "auth.conf"
@@ -100,7 +100,7 @@ class Probe:
 
 async def probe(config: NatsConfig) -> Probe:
     """Connect like connection.connect does (TLS, credentials, the user's inbox prefix)."""
-    from mlbuffet.connection import client_tls_context
+    from mlbuffet.mesh.connection import client_tls_context
 
     result = Probe(nc=Client())
     errors = result.errors

@@ -25,13 +25,21 @@ from actors.modelhost.service import ModelhostService
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.natsauth import FILES_STREAM, MODELS_STREAM, ROLES, Secret, deploy_config, render_user
-from mlbuffet.natsserver import NatsServer, NatsServerConfig
-from mlbuffet.nodes import new_node_id
+from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.natsd.server import NatsServer, NatsServerConfig
+from mlbuffet.natsd.users import (
+    FILES_STREAM,
+    MODELS_STREAM,
+    ROLES,
+    Secret,
+    deploy_config,
+    render_user,
+)
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import InferRequest, InferResponse, Tensor, pack, unpack
+from mlbuffet.protocol.inference import InferRequest, InferResponse, Tensor
 from mlbuffet.protocol.tensors import encode_array
+from mlbuffet.protocol.wire import pack, unpack
+from mlbuffet.roles.node_ids import new_node_id
 from tests.conftest import eventually
 from tests.gateway.conftest import upload_file
 from tests.security.nats_secure import DEPLOY_AUTH, SecureNats, probe, start_secure_nats
@@ -63,7 +71,7 @@ async def start_secure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Async
 
 
 @dataclass
-class Mesh:
+class SecuredMesh:
     nats: SecureNats
     gateway: TestClient[Any, Any]
     host: ModelhostService
@@ -72,7 +80,7 @@ class Mesh:
 @pytest.fixture
 async def mesh(
     start_secure: Any, aiohttp_client: Any, tmp_path: Path, seed_iris: Path, caplog: Any
-) -> AsyncIterator[Mesh]:
+) -> AsyncIterator[SecuredMesh]:
     """The gateway (creates the registry) and one modelhost, each as its own user, iris served."""
     caplog.set_level(logging.INFO)
     secure = await start_secure()
@@ -87,7 +95,7 @@ async def mesh(
     await host.start()
     await upload_file(gateway, "iris", seed_iris, "the seed's iris")
     await eventually(lambda: "iris" in host.served)
-    yield Mesh(secure, gateway, host)
+    yield SecuredMesh(secure, gateway, host)
     await host.drain(5)
     await close_quietly(host_nc)
 
@@ -102,7 +110,7 @@ def iris_request() -> InferRequest:
 
 
 async def test_the_whole_rest_flow_runs_with_least_privilege(
-    mesh: Mesh, caplog: Any, seed_iris: Path
+    mesh: SecuredMesh, caplog: Any, seed_iris: Path
 ):
     client = mesh.gateway
     predicted = await client.post("/api/v1/models/iris/prediction", json={"values": [IRIS_ROW]})
@@ -133,7 +141,7 @@ async def test_the_whole_rest_flow_runs_with_least_privilege(
     assert violations_logged(caplog) == []
 
 
-async def test_a_predict_only_user_predicts_and_touches_nothing_else(mesh: Mesh):
+async def test_a_predict_only_user_predicts_and_touches_nothing_else(mesh: SecuredMesh):
     client = await probe(mesh.nats.config("predict"))
     try:
         reply = await client.nc.request(subjects.infer("iris"), pack(iris_request()), timeout=5)
@@ -184,7 +192,7 @@ async def test_a_predict_only_user_predicts_and_touches_nothing_else(mesh: Mesh)
         await client.nc.close()
 
 
-async def test_a_gateway_cannot_pose_as_a_modelhost(mesh: Mesh):
+async def test_a_gateway_cannot_pose_as_a_modelhost(mesh: SecuredMesh):
     client = await probe(mesh.nats.config("gateway"))
     try:
         for subject in (
@@ -202,7 +210,7 @@ async def test_a_gateway_cannot_pose_as_a_modelhost(mesh: Mesh):
         await client.nc.close()
 
 
-async def test_a_modelhost_reads_the_registry_but_cannot_change_it(mesh: Mesh):
+async def test_a_modelhost_reads_the_registry_but_cannot_change_it(mesh: SecuredMesh):
     client = await probe(mesh.nats.config("modelhost"))
     try:
         kv = await client.nc.jetstream(timeout=2).key_value(subjects.MODELS_BUCKET)
@@ -308,5 +316,5 @@ async def test_a_token_server_needs_the_token(tmp_path: Path):
 
 def test_the_generated_config_is_the_shipped_one():
     assert DEPLOY_AUTH.read_text() == deploy_config(), (
-        "run: python -m mlbuffet.natsauth > deploy/nats/auth.conf"
+        "run: python -m mlbuffet.natsd.users > deploy/nats/auth.conf"
     )

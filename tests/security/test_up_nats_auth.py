@@ -11,8 +11,8 @@ import pytest
 
 from mlbuffet.cli.nats import parse_args as nats_args
 from mlbuffet.config import ConfigError, NatsConfig
-from mlbuffet.connection import NatsUnavailableError, close_quietly, connect
-from mlbuffet.natsauth import ROLE_NAMES, GeneratedCredentials, new_password, password_variable
+from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.natsd.users import ROLE_NAMES, GeneratedCredentials, new_password, password_variable
 from mlbuffet.registry import Registry
 from tests.cli.conftest import Spawn, StartUp, spawn, start_up
 from tests.cli.rest import predict

@@ -23,8 +23,8 @@ from actors.trainer.__main__ import make_backend
 from actors.trainer.config import DockerConfig, TrainerConfig, default_cache_dir
 from actors.trainer.service import TrainerService
 from mlbuffet.config import NatsConfig
-from mlbuffet.connection import close_quietly, connect
-from mlbuffet.protocol.messages import JobRecord, TrainAccepted, TrainJob
+from mlbuffet.mesh.connection import close_quietly, connect
+from mlbuffet.protocol.jobs import JobRecord, TrainAccepted, TrainJob
 from mlbuffet.training import JobStore, new_job_id, submit_job
 from tests.gateway.conftest import gateway, make_gateway  # noqa: F401 - fixtures used here too
 from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT, write_iris_csv

@@ -10,7 +10,7 @@ import pytest
 from nats.aio.client import Client
 
 from mlbuffet.protocol.errors import ConflictError, ServiceUnavailableError
-from mlbuffet.protocol.messages import JobRecord, JobState, TrainJob
+from mlbuffet.protocol.jobs import JobRecord, JobState, TrainJob
 from mlbuffet.training import JobNotFoundError, JobStore, new_job_id, submit_job
 from tests.trainer.conftest import Submit, wait_for_state, whole_log
 
@@ -146,7 +146,8 @@ async def test_a_trainer_refuses_a_job_whose_files_are_missing_or_whose_timeout_
 ) -> None:
     from mlbuffet.protocol import subjects
     from mlbuffet.protocol.errors import UnprocessableError
-    from mlbuffet.protocol.messages import TrainAccepted, pack, unpack
+    from mlbuffet.protocol.jobs import TrainAccepted
+    from mlbuffet.protocol.wire import pack, unpack
 
     await start_trainer(max_timeout_s=100, default_timeout_s=50)
     spec = TrainJob(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import Heartbeat
+from mlbuffet.protocol.cluster import Heartbeat
 from tests.observe.conftest import INTERVAL_S
 from tests.observe.test_heartbeats import documented_fields, raw_heartbeats
 

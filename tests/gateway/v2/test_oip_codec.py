@@ -15,7 +15,7 @@ from gateway.oip.framing import BinaryReader, split_body
 from gateway.oip.tensors import json_data, output_document
 from mlbuffet.protocol import tensors
 from mlbuffet.protocol.errors import BadRequestError
-from mlbuffet.protocol.messages import ObjectOutput, Tensor
+from mlbuffet.protocol.inference import ObjectOutput, Tensor
 
 FIXED = sorted(tensors.DTYPES)
 
@@ -59,7 +59,9 @@ def test_json_data_of_every_datatype_is_the_wire_encoding(case: Any, nested: boo
         ([65520.0], "FP16", "range"),
         ([2**64], "UINT64", "0..18446744073709551615"),
         ([-1], "UINT8", "0..255"),
-        ([None], "FP64", "numbers"),
+        ([None], "FP64", None),  # null is the missing value: NaN
+        ([None], "INT32", "whole numbers"),
+        ([None], "BOOL", "true or false"),
         (["a"], "BOOL", "true or false"),
         ([b"x".decode()], "BYTES", None),
     ],

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.oip.framing import HEADER_LENGTH
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import ModelEvent, unpack
+from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.wire import unpack
 from tests.conftest import eventually
 
 TWO = {

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from mlbuffet.config import ConfigError, env, env_int
-from mlbuffet.runner import StartupError, announce
+from mlbuffet.roles.runner import StartupError, announce
 
 LIVE_PATH = "/health/live"
 READY_PATH = "/health/ready"

@@ -6,8 +6,9 @@ import nats.errors
 from nats.aio.client import Client
 
 from mlbuffet.protocol import subjects
+from mlbuffet.protocol.cluster import ClusterSeries, ClusterStatus, SeriesRequest
 from mlbuffet.protocol.errors import DeadlineExceededError, ServiceUnavailableError
-from mlbuffet.protocol.messages import ClusterSeries, ClusterStatus, SeriesRequest, pack, unpack
+from mlbuffet.protocol.wire import pack, unpack
 
 CLUSTER_TIMEOUT_S = 3.0
 

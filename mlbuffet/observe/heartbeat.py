@@ -25,7 +25,8 @@ from typing import Any
 from nats.aio.client import Client
 
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import Heartbeat, LoadedModel, pack
+from mlbuffet.protocol.cluster import Heartbeat, LoadedModel
+from mlbuffet.protocol.wire import pack
 
 log = logging.getLogger(__name__)
 

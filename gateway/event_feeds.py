@@ -1,8 +1,8 @@
 """The gateway's observability side of the mesh: its presence and the event feeds.
 
-Kept apart from service.py's Mesh (which carries the inference and registry
+Kept apart from service.py's MeshLink (which carries the inference and registry
 traffic) but, like it, the only place these subjects are spoken to: the
-routes in routes/observe.py call these (and mlbuffet.observe for the cluster
+routes in routes/monitoring.py call these (and mlbuffet.observe.cluster_status for the cluster
 status) and never touch NATS themselves.
 """
 
@@ -23,13 +23,13 @@ from nats.aio.msg import Msg
 
 from gateway.http_metrics import HTTP_METRICS
 from gateway.service import CONFIG, MESH
-from mlbuffet.connection import flush_subscriptions
-from mlbuffet.event_history import recent_events
-from mlbuffet.heartbeat import NodeLoad
-from mlbuffet.presence import Presence
+from mlbuffet.mesh.connection import flush_subscriptions
+from mlbuffet.observe.event_history import recent_events
+from mlbuffet.observe.heartbeat import NodeLoad
+from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError, ServiceUnavailableError
-from mlbuffet.protocol.messages import unpack_map
+from mlbuffet.protocol.wire import unpack_map
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Watching the cluster: its status, the live event stream, the dashboard, the gateway's metrics."""
+"""Watching the cluster: its status and recent series, the events (live and kept), the gateway's metrics."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.envelope import reply
+from gateway.event_feeds import EVENT_FEEDS, HISTORY_LIMIT, MAX_HISTORY_LIMIT, event_history
 from gateway.http_metrics import HTTP_METRICS
-from gateway.observe import EVENT_FEEDS, HISTORY_LIMIT, MAX_HISTORY_LIMIT, event_history
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
-from mlbuffet.observe import cluster_series, cluster_status
+from mlbuffet.observe.cluster_status import cluster_series, cluster_status
 from mlbuffet.protocol.errors import BadRequestError
 
 KEEPALIVE_S = 15.0

@@ -26,7 +26,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageTyp
 
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
-from mlbuffet.protocol.messages import JobEvent, unpack_map
+from mlbuffet.protocol.jobs import JobEvent
+from mlbuffet.protocol.wire import unpack_map
 from mlbuffet.registry.store import open_stream
 
 EVENTS_MAX_MSGS = 10_000

@@ -1,4 +1,4 @@
-"""What "ready" means for an actor process, for the probes of mlbuffet/health.py.
+"""What "ready" means for an actor process, for the probes of mlbuffet/roles/health_listener.py.
 
 The listener starts before the actor exists (a probe may come while NATS is still being
 reached, or while a modelhost loads big models), so the probe holds the actor once it is

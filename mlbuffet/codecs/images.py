@@ -27,7 +27,7 @@ from mlbuffet.protocol.errors import (
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
-from mlbuffet.protocol.messages import Tensor
+from mlbuffet.protocol.inference import Tensor
 from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec
 
 PREPROCESSING = ("raw", "unit", "imagenet")

@@ -1,7 +1,7 @@
 """Is a model served? The registry's `serving` flag, then a probe of the modelhosts.
 
 A probe is an empty request with `Mlbuffet-Probe: 1` that a modelhost serving
-the model answers without computing anything (Mesh.probe). Readiness checks
+the model answers without computing anything (MeshLink.probe). Readiness checks
 probe with a short timeout, concurrently, so /v2/health/ready stays fast with
 many models.
 """
@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 
-from gateway.service import Mesh
+from gateway.service import MeshLink
 from mlbuffet.protocol.errors import MLBuffetError, ModelNotReadyError
 from mlbuffet.protocol.records import ModelRecord
 
@@ -33,7 +33,9 @@ def require_serving(record: ModelRecord) -> ModelRecord:
     return record
 
 
-async def unready_reason(mesh: Mesh, record: ModelRecord, version: int | None = None) -> str | None:
+async def unready_reason(
+    mesh: MeshLink, record: ModelRecord, version: int | None = None
+) -> str | None:
     """None if a modelhost answers for the model (version None: its default), else why not."""
     if not record.serving:
         return unloaded_reason(record.name)
@@ -44,7 +46,7 @@ async def unready_reason(mesh: Mesh, record: ModelRecord, version: int | None = 
     return None
 
 
-async def unready_reasons(mesh: Mesh, records: Iterable[ModelRecord]) -> dict[str, str | None]:
+async def unready_reasons(mesh: MeshLink, records: Iterable[ModelRecord]) -> dict[str, str | None]:
     """unready_reason of each model's default, probing at most PROBES_AT_ONCE at a time."""
     limit = asyncio.Semaphore(PROBES_AT_ONCE)
 
@@ -57,13 +59,13 @@ async def unready_reasons(mesh: Mesh, records: Iterable[ModelRecord]) -> dict[st
     return {r.name: reason for r, reason in zip(listed, reasons, strict=True)}
 
 
-async def unready_models(mesh: Mesh) -> dict[str, str]:
+async def unready_models(mesh: MeshLink) -> dict[str, str]:
     """Every model that should be served (not unloaded) but has no ready host, with the reason."""
     served = [r for r in mesh.view.records.values() if r.serving]
     return {name: why for name, why in (await unready_reasons(mesh, served)).items() if why}
 
 
-async def wait_until_ready(mesh: Mesh, name: str, timeout_s: float) -> None:
+async def wait_until_ready(mesh: MeshLink, name: str, timeout_s: float) -> None:
     """Probe until a modelhost serves `name`; ModelNotReadyError after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     wait = RETRY_FIRST_WAIT_S
@@ -81,7 +83,7 @@ async def wait_until_ready(mesh: Mesh, name: str, timeout_s: float) -> None:
         wait = min(wait * 2, RETRY_MAX_WAIT_S)
 
 
-async def wait_until_unserved(mesh: Mesh, name: str, timeout_s: float) -> bool:
+async def wait_until_unserved(mesh: MeshLink, name: str, timeout_s: float) -> bool:
     """Probe until no modelhost answers for `name` any more; False if some still do."""
     deadline = time.monotonic() + timeout_s
     wait = RETRY_FIRST_WAIT_S

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlbuffet.protocol import tensors
-from mlbuffet.protocol.messages import ObjectOutput, Output
+from mlbuffet.protocol.inference import ObjectOutput, Output
 
 
 def to_json(output: Output) -> Any:

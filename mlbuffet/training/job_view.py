@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from mlbuffet.protocol.messages import JobRecord
+from mlbuffet.protocol.jobs import JobRecord
 
 
 def _time(value: float | None) -> str | None:

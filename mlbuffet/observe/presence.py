@@ -21,15 +21,15 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointStats, Service, ServiceConfig
 
-from mlbuffet.connection import flush_subscriptions, while_connected
-from mlbuffet.heartbeat import (
+from mlbuffet.mesh.connection import flush_subscriptions, while_connected
+from mlbuffet.observe.heartbeat import (
     DEFAULT_INTERVAL_S,
     HeartbeatPublisher,
     NodeLoad,
     mlbuffet_version,
 )
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.messages import pack
+from mlbuffet.protocol.wire import pack
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,94 @@
+"""The events of models and nodes, published on mlbuffet.events.model.<model> and
+mlbuffet.events.node.<node> for monitoring tools and the CLI's `mlbuffet events`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlbuffet.protocol.fields import check_type, optional_field, required_field
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEvent:
+    """Subject mlbuffet.events.model.<model>: what happened to a model, and where."""
+
+    TYPE = "mlbuffet.model_event.v1"
+
+    UPLOADED = "uploaded"
+    DEFAULT_CHANGED = "default-changed"
+    DESCRIPTION_CHANGED = "description-changed"
+    SETTINGS_CHANGED = "settings-changed"
+    DELETED = "deleted"
+    LOADED = "loaded"
+    UNLOADED = "unloaded"
+
+    event: str
+    model: str
+    version: int | None
+    node: str
+    at: float
+    """Unix time in seconds."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "event": self.event,
+            "model": self.model,
+            "version": self.version,
+            "node": self.node,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelEvent:
+        check_type(raw, cls.TYPE)
+        what = "model event"
+        return cls(
+            event=required_field(raw, "event", str, what),
+            model=required_field(raw, "model", str, what),
+            version=optional_field(raw, "version", int, what),
+            node=required_field(raw, "node", str, what),
+            at=float(required_field(raw, "at", (int, float), what)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    """Subject mlbuffet.events.node.<node>: the metrics actor saw a node come up or go down."""
+
+    TYPE = "mlbuffet.node_event.v1"
+
+    UP = "up"
+    DOWN = "down"
+
+    event: str
+    node: str
+    role: str
+    at: float
+    """Unix time in seconds."""
+    last_seen: float
+    """Unix time of the node's last heartbeat."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "event": self.event,
+            "node": self.node,
+            "role": self.role,
+            "at": self.at,
+            "last_seen": self.last_seen,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> NodeEvent:
+        check_type(raw, cls.TYPE)
+        what = "node event"
+        return cls(
+            event=required_field(raw, "event", str, what),
+            node=required_field(raw, "node", str, what),
+            role=required_field(raw, "role", str, what),
+            at=float(required_field(raw, "at", (int, float), what)),
+            last_seen=float(required_field(raw, "last_seen", (int, float), what)),
+        )
