@@ -98,7 +98,7 @@ function setupNewModel() {
 }
 
 // What the charts hold, for a test (or a person at the browser console) to read.
-window.mlbuffetConsole = { chartPoints };
+window.mlbuffetConsole = { chartPoints, ready: false };
 
 document.addEventListener("DOMContentLoaded", () => {
   setupKeyForm(() => { refreshModels(); refreshJobs(); });
@@ -115,4 +115,5 @@ document.addEventListener("DOMContentLoaded", () => {
   refreshJobs();
   // Events bring changes at once; this catches any the stream missed (a reconnect).
   setInterval(() => { refreshModels(); refreshJobs(); }, RESYNC_MS);
+  window.mlbuffetConsole.ready = true; // the forms have their handlers from here on
 });

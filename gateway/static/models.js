@@ -176,17 +176,29 @@ function card(details, onChange) {
 
 export async function renderModels(onChange) {
   const names = (await call("GET", "/api/v1/models")).model_list || [];
+  const container = document.getElementById("model-cards");
+  const shown = new Map([...container.children].map((c) => [c.id, c]));
   const cards = [];
   for (const name of names) {
+    let details;
     try {
-      cards.push(card(await call("GET", `/api/v1/models/${name}`), onChange));
+      details = await call("GET", `/api/v1/models/${name}`);
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404) throw error; // deleted meanwhile
+      continue;
     }
+    // A card whose model did not change stays as it is: an open try-it keeps its answer.
+    const key = JSON.stringify([details, loadedOn[`${name}:${details.default_version}`]]);
+    const old = shown.get("model-" + name);
+    if (old && old.dataset.key === key) {
+      cards.push(old);
+      continue;
+    }
+    const fresh = card(details, onChange);
+    fresh.dataset.key = key;
+    // The card the user is typing in stays until the next change after that.
+    const typing = document.activeElement && document.activeElement.matches("textarea, input:not([type=file])");
+    cards.push(old && typing && old.contains(document.activeElement) ? old : fresh);
   }
-  // The card the user is typing in stays as it is (until the next change after that).
-  const container = document.getElementById("model-cards");
-  const typing = document.activeElement && document.activeElement.matches("textarea, input:not([type=file])")
-    ? document.activeElement.closest(".card") : null;
-  container.replaceChildren(...cards.map((c) => (typing && typing.id === c.id ? typing : c)));
+  container.replaceChildren(...cards);
 }

@@ -148,6 +148,16 @@ async def test_the_console_charts_history_try_it_upload_and_delete(
 
         await eventually(only_two, PAGE_TIMEOUT_S)
 
+        # Dark, as the system asks: the page's colours follow.
+        await page.call(
+            "Emulation.setEmulatedMedia",
+            features=[{"name": "prefers-color-scheme", "value": "dark"}],
+        )
+        background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(20, 23, 29)", background
+        await page.evaluate("window.scrollTo(0, 0)")
+        await page.screenshot(_screenshot_path("console-dark", worker_id))
+
         # Phone width: the same page, one column.
         await page.resize(390, 844, mobile=True)
         await page.evaluate("window.scrollTo(0, 0)")
@@ -220,7 +230,8 @@ async def test_a_training_job_submitted_from_the_page_succeeds_and_its_log_is_fo
     async with open_page(
         str(gateway.make_url("/dashboard#training")), tmp_path / "chromium"
     ) as page:
-        await eventually(lambda: page.evaluate("!!document.querySelector('#train-form')"))
+        # Ready: the page's scripts hold the form (before that, a submit would do nothing).
+        await eventually(lambda: page.evaluate("window.mlbuffetConsole?.ready === true"))
         await page.evaluate("document.querySelector('#train-form [name=model]').value = 'trained'")
         for field, path in (
             ("script", script),
