@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from nats.js import JetStreamContext
 
 from mlbuffet.mesh.request import publish_model_event
 from mlbuffet.observe.event_history import (
@@ -68,28 +69,30 @@ async def test_a_bad_history_limit_is_a_400(gateway, limit):
     assert "limit" in (await response.json())["http_status"]["description"]
 
 
-async def test_recent_events_keep_only_the_last_ones_in_order(nc):
+async def uploads_kept(nc, count: int) -> JetStreamContext:
+    """The stream, holding `count` events: model m's versions 1 to `count` uploaded."""
     js = nc.jetstream()
     await open_event_history(js, None)
-    for version in range(1, 8):
+    for version in range(1, count + 1):
         await publish_model_event(nc, "node-a", "uploaded", "m", version)
     await nc.flush()
 
     async def all_kept() -> bool:
-        return (await js.stream_info(subjects.EVENTS_STREAM)).state.messages == 7
+        return (await js.stream_info(subjects.EVENTS_STREAM)).state.messages == count
 
     await eventually(all_kept)
+    return js
+
+
+async def test_recent_events_keep_only_the_last_ones_in_order(nc):
+    js = await uploads_kept(nc, 7)
     kept = await recent_events(js, 3)
     assert [e.data["version"] for e in kept] == [5, 6, 7]
     assert [e.seq for e in kept] == [5, 6, 7]
 
 
 async def test_a_replay_from_a_sequence_then_follows_live_events(nc):
-    js = nc.jetstream()
-    await open_event_history(js, None)
-    for version in range(1, 5):
-        await publish_model_event(nc, "node-a", "uploaded", "m", version)
-    await nc.flush()
+    js = await uploads_kept(nc, 4)
     replay = EventReplay(js, Since.parse("3"))
     seen: list[int] = []
 
