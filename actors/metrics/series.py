@@ -19,6 +19,7 @@ from typing import Any
 from actors.metrics.cluster import ClusterView, count, version_stats
 from mlbuffet.observe.histograms import BucketHistogram
 from mlbuffet.protocol.cluster import ClusterSeries, Heartbeat
+from mlbuffet.protocol.wire import pack
 
 SAMPLE_INTERVAL_S = 2.0
 KEEP_S = 15 * 60.0
@@ -56,6 +57,17 @@ class ClusterSamples:
 
     def __post_init__(self) -> None:
         self.samples = deque(maxlen=max(1, round(KEEP_S / self.interval_s)))
+
+    def packed_series(self, node_id: str, since: float, max_bytes: int) -> bytes:
+        """The series packed within `max_bytes` (NATS' max_payload): a large cluster's
+        15 minutes may not fit in one message, so the oldest samples are left out."""
+        most = None
+        while True:
+            payload = pack(self.series(node_id, since, most))
+            kept = len(self.samples) if most is None else most
+            if len(payload) <= max_bytes or kept == 0:
+                return payload
+            most = kept // 2
 
     def observe(self, beat: Heartbeat) -> None:
         """Note what the node did since its previous heartbeat (nothing after a restart)."""
@@ -108,9 +120,12 @@ class ClusterSamples:
         self.samples.append(sample)
         return sample
 
-    def series(self, node_id: str, since: float = 0.0) -> ClusterSeries:
-        """The kept samples after `since`, as columns (None where a node or version was absent)."""
+    def series(self, node_id: str, since: float = 0.0, most: int | None = None) -> ClusterSeries:
+        """The kept samples after `since` (the `most` newest of them), as columns (None where
+        a node or version was absent)."""
         kept = [s for s in self.samples if s.at > since]
+        if most is not None:
+            kept = kept[len(kept) - most :] if most > 0 else []
         nodes = _columns([s.nodes for s in kept], NODE_MEASURES)
         models = _columns([s.models for s in kept], MODEL_MEASURES)
         return ClusterSeries(node_id, self.interval_s, tuple(s.at for s in kept), nodes, models)

@@ -114,7 +114,9 @@ class MetricsService(Actor):
         except MLBuffetError as exc:
             await request.respond(pack_error(exc))
             return
-        await request.respond(pack(self.samples.series(self.node_id, asked.since)))
+        await request.respond(
+            self.samples.packed_series(self.node_id, asked.since, self.nc.max_payload)
+        )
 
     async def _sample_forever(self) -> None:
         while True:
