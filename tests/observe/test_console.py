@@ -169,49 +169,68 @@ async def test_the_console_charts_history_try_it_upload_and_delete(
         print(f"\nconsole screenshot: {shot}")
 
 
+async def _try_listing_models(page: Page) -> tuple[str, str]:
+    """On /docs: open GET /api/v1/models, press Execute; (status, body) of the answer."""
+
+    async def rendered() -> bool:
+        return bool(await page.evaluate("document.querySelectorAll('.opblock').length"))
+
+    await eventually(rendered, PAGE_TIMEOUT_S)
+    # The operation as a person finds it: the GET block whose path is /api/v1/models.
+    found = await page.evaluate(
+        "(() => { for (const b of document.querySelectorAll('.opblock-get')) {"
+        " const path = b.querySelector('.opblock-summary-path');"
+        " if (path && path.textContent.trim() === '/api/v1/models') {"
+        " b.dataset.test = 'list-models'; return true; } } return false; })()"
+    )
+    assert found, "no GET /api/v1/models in the rendered document"
+    operation = "[data-test=list-models]"
+    await page.click(f"{operation} .opblock-summary-control")
+    await eventually(
+        lambda: page.evaluate(f"!!document.querySelector('{operation} .execute')"),
+        PAGE_TIMEOUT_S,
+    )
+    await page.click(f"{operation} .execute")
+    answer = f"{operation} .live-responses-table tbody"
+
+    async def answered() -> bool:
+        return bool((await page.text(f"{answer} .response-col_status") or "").strip())
+
+    await eventually(answered, PAGE_TIMEOUT_S)
+    status = (await page.text(f"{answer} .response-col_status") or "").strip()
+    return status, await page.text(f"{answer} .response-col_description") or ""
+
+
 @pytest.mark.processes
 async def test_api_docs_render_and_try_it_out_answers_200(mesh, tmp_path, worker_id):
     _, gateway = mesh
     async with open_page(str(gateway.make_url("/docs")), tmp_path / "chromium") as page:
-
-        async def rendered() -> bool:
-            return bool(await page.evaluate("document.querySelectorAll('.opblock').length"))
-
-        await eventually(rendered, PAGE_TIMEOUT_S)
-        # The operation as a person finds it: the GET block whose path is /api/v1/models.
-        found = await page.evaluate(
-            "(() => { for (const b of document.querySelectorAll('.opblock-get')) {"
-            " const path = b.querySelector('.opblock-summary-path');"
-            " if (path && path.textContent.trim() === '/api/v1/models') {"
-            " b.dataset.test = 'list-models'; return true; } } return false; })()"
-        )
-        assert found, "no GET /api/v1/models in the rendered document"
-        operation = "[data-test=list-models]"
-        await page.click(f"{operation} .opblock-summary-control")
-        await eventually(
-            lambda: page.evaluate(f"!!document.querySelector('{operation} .execute')"),
-            PAGE_TIMEOUT_S,
-        )
-        await page.click(f"{operation} .execute")
-
-        async def status() -> str:
-            return (
-                await page.text(f"{operation} .live-responses-table tbody .response-col_status")
-                or ""
-            ).strip()
-
-        await eventually(lambda: _is(status(), "200"), PAGE_TIMEOUT_S)
-        body = (
-            await page.text(f"{operation} .live-responses-table tbody .response-col_description")
-            or ""
-        )
-        assert "iris" in body
+        status, body = await _try_listing_models(page)
+        assert status == "200" and "iris" in body
         await page.screenshot(shot := _screenshot_path("docs", worker_id))
         await page.evaluate("window.scrollTo(0, 0)")
         await page.screenshot(_screenshot_path("docs-top", worker_id))
         await page.evaluate("1")
         assert page.problems == []
     print(f"\ndocs screenshot: {shot}")
+
+
+@pytest.mark.processes
+async def test_api_docs_try_it_out_sends_the_consoles_api_key(
+    upload, seed_iris, make_gateway, key_ring, scoped_keys, tmp_path
+):
+    await upload("iris", seed_iris)
+    gateway = await make_gateway(api_keys=key_ring)
+    async with open_page(str(gateway.make_url("/docs")), tmp_path / "chromium") as page:
+        status, _ = await _try_listing_models(page)
+        assert status == "401"  # no key given yet: refused, and the page shows it
+        # The key given to the console (same tab) is the one "Try it out" sends.
+        key = json.dumps(scoped_keys[Scope.READ])
+        await page.evaluate(f"sessionStorage.setItem('mlbuffet-api-key', {key})")
+        await page.call("Page.reload")
+        await eventually(lambda: page.evaluate("!document.querySelector('[data-test]')"))
+        status, body = await _try_listing_models(page)
+        assert status == "200" and "iris" in body
 
 
 async def _is(value, expected: str) -> bool:
