@@ -21,9 +21,11 @@ from aiohttp import web
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from gateway.config import WHO
 from gateway.http_metrics import HTTP_METRICS
 from gateway.service import CONFIG, MESH
 from mlbuffet.mesh.connection import flush_subscriptions
+from mlbuffet.mesh.errors import from_nats
 from mlbuffet.observe.event_history import recent_events
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.presence import Presence
@@ -68,9 +70,16 @@ async def event_history(nc: Client, limit: int) -> list[dict[str, Any]]:
     """The last `limit` kept events, oldest first, as JSON objects with their kind and place."""
     try:
         kept = await recent_events(nc.jetstream(), limit)
-    except (TimeoutError, nats.errors.Error):
-        raise ServiceUnavailableError(
-            "the event history (JetStream) did not answer; retry"
+    except (TimeoutError, nats.errors.Error) as exc:
+        raise (
+            from_nats(
+                exc,
+                WHO,
+                timed_out=ServiceUnavailableError(
+                    "the event history (JetStream) did not answer; retry"
+                ),
+            )
+            or exc
         ) from None
     return [
         {
@@ -126,10 +135,8 @@ class EventFeeds:
         try:
             sub = await nc.subscribe(subjects.all_events(), cb=on_event)
             await flush_subscriptions(nc)
-        except nats.errors.Error:
-            raise ServiceUnavailableError(
-                "the gateway has lost its NATS connection; retry"
-            ) from None
+        except nats.errors.Error as exc:
+            raise from_nats(exc, WHO) or exc from None
         self.feeds.add(feed)
         try:
             yield feed

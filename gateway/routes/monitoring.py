@@ -9,6 +9,7 @@ import math
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.config import WHO
 from gateway.envelope import reply
 from gateway.event_feeds import EVENT_FEEDS, HISTORY_LIMIT, MAX_HISTORY_LIMIT, event_history
 from gateway.http_metrics import HTTP_METRICS
@@ -24,7 +25,7 @@ RETRY_MS = 2000
 
 
 async def get_cluster(request: web.Request) -> web.Response:
-    status = await cluster_status(mesh_of(request).nc)
+    status = await cluster_status(mesh_of(request).nc, who=WHO)
     return reply(200, node=status.node, at=status.at, nodes=status.nodes, models=status.models)
 
 

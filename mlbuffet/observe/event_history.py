@@ -28,7 +28,7 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import MLBuffetError
 from mlbuffet.protocol.jobs import JobEvent
 from mlbuffet.protocol.wire import unpack_map
-from mlbuffet.registry.store import open_stream
+from mlbuffet.registry.buckets import open_stream
 
 EVENTS_MAX_MSGS = 10_000
 """Events kept by count: a day of a busy mesh (hosts loading models, nodes coming and going)."""

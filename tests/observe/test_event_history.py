@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from nats.js import JetStreamContext
 
-from mlbuffet.mesh.request import publish_model_event
+from mlbuffet.mesh.events import publish_model_event
 from mlbuffet.observe.event_history import (
     EVENTS_MAX_MSGS,
     EventReplay,
@@ -16,6 +16,7 @@ from mlbuffet.observe.event_history import (
     recent_events,
 )
 from mlbuffet.protocol import subjects
+from mlbuffet.protocol.events import ModelEventKind
 from tests.conftest import eventually
 from tests.gateway.conftest import upload_file
 from tests.observe.conftest import INTERVAL_S
@@ -74,7 +75,7 @@ async def uploads_kept(nc, count: int) -> JetStreamContext:
     js = nc.jetstream()
     await open_event_history(js, None)
     for version in range(1, count + 1):
-        await publish_model_event(nc, "node-a", "uploaded", "m", version)
+        await publish_model_event(nc, "node-a", ModelEventKind.UPLOADED, "m", version)
     await nc.flush()
 
     async def all_kept() -> bool:
@@ -104,7 +105,7 @@ async def test_a_replay_from_a_sequence_then_follows_live_events(nc):
 
     reading = asyncio.create_task(read())
     await eventually(lambda: len(seen) == 2)
-    await publish_model_event(nc, "node-a", "uploaded", "m", 5)
+    await publish_model_event(nc, "node-a", ModelEventKind.UPLOADED, "m", 5)
     await asyncio.wait_for(reading, 10)
     assert seen == [3, 4, 5]
 
