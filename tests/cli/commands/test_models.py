@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
-import subprocess
+import pty
+import struct
 import sys
+import termios
 
 from tests.cli.conftest import clean_environ
 
@@ -99,28 +102,80 @@ async def test_an_unreachable_server_exits_5(cli):
     assert over_nats.code == 5 and "cannot reach NATS" in over_nats.err
 
 
-def _run_in_terminal(args: list[str]) -> tuple[int, str]:
-    """`mlbuffet <args>` with stdout on a pseudo-terminal, as a person runs it; (code, output)."""
-    primary, secondary = os.openpty()
+LONG_DESCRIPTION = " ".join(["Adds one to every element of a 4-wide float tensor;"] * 6)
+"""Over 300 characters, as the sample models' descriptions are: it would wrap any terminal."""
+LIST_PREFIX = "add    1        1         "
+"""The columns before DESCRIPTION of the one model these tests push."""
+
+
+async def test_list_cuts_descriptions_to_the_terminal_width_and_wide_shows_them_whole(
+    cli, transport, model_files, monkeypatch
+):
+    pushed = await cli(
+        "models", "push", "add", str(model_files.add_one), "--description", LONG_DESCRIPTION,
+        *transport,
+    )  # fmt: skip
+    assert pushed.code == 0, pushed.err
+    whole = LIST_PREFIX + LONG_DESCRIPTION
+
+    monkeypatch.setenv("COLUMNS", "60")
+    cut = await cli("models", "list", *transport)
+    assert cut.code == 0, cut.err
+    assert cut.out.splitlines() == ["MODEL  DEFAULT  VERSIONS  DESCRIPTION", whole[:59] + "…"]
+    wide = await cli("models", "list", "--wide", *transport)
+    assert wide.out.splitlines()[1] == whole
+    as_json = (await cli("models", "list", "--json", *transport)).json()
+    assert as_json[0]["description"] == LONG_DESCRIPTION
+
+    # Not a terminal (a pipe, a file) and no COLUMNS: whole lines, for grep and scripts.
+    monkeypatch.delenv("COLUMNS")
+    piped = await cli("models", "list", *transport)
+    assert piped.out.splitlines()[1] == whole
+
+
+async def test_list_in_a_real_terminal_fits_its_width(cli, rest, model_files):
+    pushed = await cli(
+        "models", "push", "add", str(model_files.add_one), "--description", LONG_DESCRIPTION, *rest
+    )
+    assert pushed.code == 0, pushed.err
+    columns = 70
+    code, shown = await in_terminal("models", "list", *rest, columns=columns)
+    assert code == 0, shown
+    lines = shown.replace("\r\n", "\n").splitlines()
+    assert lines == [
+        "MODEL  DEFAULT  VERSIONS  DESCRIPTION",
+        (LIST_PREFIX + LONG_DESCRIPTION)[: columns - 1] + "…",
+    ]
+
+
+def read_all(fd: int) -> str:
+    """What a process wrote to a pseudo-terminal that it has closed (Linux: EIO at the end)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+async def in_terminal(*args: str, columns: int = 80) -> tuple[int, str]:
+    """`mlbuffet <args>` with its output on a pseudo-terminal `columns` wide, as a person
+    runs it; (exit code, what it showed)."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in clean_environ().items() if k not in ("COLUMNS", "LINES")}
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlbuffet", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=secondary,
-            stderr=subprocess.STDOUT,
-            env=clean_environ(),
-        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mlbuffet", *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env,
+        )  # fmt: skip
         os.close(secondary)
-        output = b""
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-        return process.wait(timeout=60), output.decode(errors="replace")
+        code = await asyncio.wait_for(process.wait(), 60)
+        return code, await asyncio.to_thread(read_all, primary)
     finally:
         os.close(primary)
 
@@ -130,9 +185,7 @@ async def test_push_of_a_large_file_shows_progress_on_a_terminal_and_nothing_ext
 ):
     size = model_files.large.stat().st_size
     assert size > 8 << 20
-    code, shown = await asyncio.to_thread(
-        _run_in_terminal, ["models", "push", "big", str(model_files.large), *rest]
-    )
+    code, shown = await in_terminal("models", "push", "big", str(model_files.large), *rest)
     assert code == 0, shown
     # Redrawn in place (\r) up to the whole file, with the bytes and the rate.
     frames = [f for f in shown.replace("\r\n", "\n").split("\r") if "uploading large.onnx" in f]
@@ -140,8 +193,8 @@ async def test_push_of_a_large_file_shows_progress_on_a_terminal_and_nothing_ext
     assert "100%" in frames[-1] and "16.0 MiB / 16.0 MiB" in frames[-1] and "/s" in frames[-1]
     assert "uploaded big version 1" in shown
 
-    code, shown = await asyncio.to_thread(
-        _run_in_terminal, ["models", "push", "big", str(model_files.large), "--json", *rest]
+    code, shown = await in_terminal(
+        "models", "push", "big", str(model_files.large), "--json", *rest
     )
     assert code == 0, shown
     assert "uploading" not in shown and "\r" not in shown.replace("\r\n", "\n")
