@@ -78,6 +78,13 @@ function width(figure) {
   return Math.max(260, figure.clientWidth - 14);
 }
 
+const CLOCK = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+/** A sample's time (Unix seconds) as the wall clock shows it. */
+function clock(t) {
+  return CLOCK.format(new Date(t * 1000));
+}
+
 function draw(chart) {
   const figure = document.getElementById(chart.id);
   const lines = linesOf(chart);
@@ -104,7 +111,7 @@ function draw(chart) {
     width: width(figure),
     height: 200,
     series: [
-      { label: "time" },
+      { label: "time", value: (u, t) => (t == null ? "--" : clock(t)) },
       ...lines.map((l, i) => ({
         label: l.label,
         stroke: PALETTE[i % PALETTE.length],
@@ -113,7 +120,9 @@ function draw(chart) {
         value: (u, v) => format(v, chart.unit),
       })),
     ],
-    axes: [axis, { ...axis, size: 60, values: (u, ticks) => ticks.map((t) => format(t, "").trim()) }],
+    // Clock times on the x axis: uPlot's default adds a date row that collides with itself
+    // over the few minutes a console shows.
+    axes: [{ ...axis, space: 70, values: (u, ticks) => ticks.map(clock) }, { ...axis, size: 60, values: (u, ticks) => ticks.map((t) => format(t, "").trim()) }],
     scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     legend: { live: true },
     cursor: { drag: { x: true, y: false } },
