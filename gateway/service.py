@@ -29,6 +29,7 @@ from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import Hedging
 from mlbuffet.mesh.request import request_once
+from mlbuffet.observe.event_history import open_event_history
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.cluster import Heartbeat
 from mlbuffet.protocol.errors import (
@@ -185,6 +186,7 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
     inspector = ModelInspector()
     try:
         registry, _ = await Registry.open(nc.jetstream(), replicas=config.registry_replicas)
+        await open_event_history(nc.jetstream(), config.registry_replicas)
         view = RegistryView(registry)
         await view.start()
         app[MESH] = mesh = MeshLink(nc, registry, view, inspector, node_id, config)

@@ -32,6 +32,7 @@ from actors.modelhost.stall import Change, StallWatch
 from actors.modelhost.stats import HostStats
 from mlbuffet.mesh.errors import check_payload
 from mlbuffet.mesh.events import publish_model_event
+from mlbuffet.observe.event_history import open_event_history
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.histograms import merged, summary
 from mlbuffet.observe.presence import Presence
@@ -103,6 +104,7 @@ class ModelhostService(Actor):
         self.registry, _ = await Registry.open(
             self.nc.jetstream(), replicas=self.config.registry_replicas
         )
+        await open_event_history(self.nc.jetstream(), self.config.registry_replicas)
         self.view = RegistryView(self.registry)
         self.reconciler = Reconciler(
             self.view,
