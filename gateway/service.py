@@ -7,6 +7,9 @@ in one place: no responders is 503, a timeout is 504.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +19,7 @@ from typing import Any
 import nats.errors
 from aiohttp import web
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from gateway.config import GatewayConfig
 from gateway.hedge_metrics import HedgeMetrics
@@ -25,6 +29,7 @@ from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connec
 from mlbuffet.mesh.hedging import Hedging
 from mlbuffet.mesh.request import deadline_header
 from mlbuffet.protocol import subjects
+from mlbuffet.protocol.cluster import Heartbeat
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     MLBuffetError,
@@ -39,6 +44,11 @@ from mlbuffet.roles.runner import StartupError
 
 log = logging.getLogger(__name__)
 
+HOST_COUNTERS_TIMEOUT_S = 1.0
+"""How long a statistics request waits for each modelhost's counters."""
+DISCOVERY_WINDOW_S = 1.0
+"""How long a starting gateway listens for the modelhosts' PING answers."""
+
 
 @dataclass
 class MeshLink:
@@ -50,6 +60,8 @@ class MeshLink:
     config: GatewayConfig
     hedging: Hedging = field(init=False)
     """Inference requests a host leaves unanswered (or refuses) go out again; see mlbuffet.mesh.hedging."""
+    modelhosts: set[str] = field(default_factory=set)
+    """Node ids of the modelhosts whose heartbeats this gateway has seen (and not lost since)."""
 
     def __post_init__(self) -> None:
         self.hedging = Hedging(self.config.hedging)
@@ -108,6 +120,46 @@ class MeshLink:
         reply = await self.request(subjects.echo(), pack(EchoRequest(data=data)), deadline)
         return unpack(reply, EchoReply.from_dict)
 
+    async def heard_modelhost(self, msg: Msg) -> None:
+        """A modelhost's heartbeat: remember the node, nothing more (no decoding per beat)."""
+        self.modelhosts.add(subjects.heartbeat_node(msg.subject))
+
+    async def discover_modelhosts(self) -> None:
+        """Learn the modelhosts that were up before this gateway (later ones beat at start)."""
+        inbox = self.nc.new_inbox()
+
+        async def answered(msg: Msg) -> None:
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                self.modelhosts.add(str(json.loads(msg.data)["metadata"]["node"]))
+
+        sub = await self.nc.subscribe(inbox, cb=answered)
+        try:
+            await self.nc.publish(subjects.service_ping("modelhost"), b"", reply=inbox)
+            await asyncio.sleep(DISCOVERY_WINDOW_S)
+        finally:
+            await sub.unsubscribe()
+
+    async def modelhost_counters(self) -> list[Heartbeat]:
+        """The current heartbeat of every known modelhost, asked of each now (not a stale beat).
+
+        Statistics are read rarely and must count every request served so far,
+        so they cost a request per host when asked rather than anything per
+        inference. A host that does not answer is forgotten until it beats again.
+        """
+
+        async def ask(node: str) -> Heartbeat | None:
+            try:
+                msg = await self.nc.request(
+                    subjects.node_heartbeat_now(node), b"", timeout=HOST_COUNTERS_TIMEOUT_S
+                )
+                return unpack(msg.data, Heartbeat.from_dict)
+            except (nats.errors.Error, MLBuffetError):
+                self.modelhosts.discard(node)
+                return None
+
+        beats = await asyncio.gather(*(ask(node) for node in sorted(self.modelhosts)))
+        return [beat for beat in beats if beat is not None]
+
     async def publish_event(self, event: str, model: str, version: int | None) -> None:
         """Tell the cluster what this gateway changed; best effort, never fails the request."""
         await nats_request.publish_model_event(self.nc, self.node_id, event, model, version)
@@ -140,7 +192,16 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
         await view.start()
         app[MESH] = mesh = MeshLink(nc, registry, view, inspector, node_id, config)
         app[HTTP_METRICS].registry.register(HedgeMetrics(mesh.hedging.counts))
+        heartbeats = await nc.subscribe(
+            subjects.role_heartbeats("modelhost"), cb=mesh.heard_modelhost
+        )
+        discovery = asyncio.create_task(mesh.discover_modelhosts(), name="discover-modelhosts")
         yield
+        discovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError, nats.errors.Error):
+            await discovery
+        with contextlib.suppress(nats.errors.Error):  # the connection may be gone already
+            await heartbeats.unsubscribe()
         await view.stop()
     finally:
         inspector.close()

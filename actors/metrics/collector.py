@@ -133,6 +133,16 @@ class ClusterCollector(Collector):
             "Requests refused at once (503) because the modelhost's in-flight places and queue were full",
             labels=["node"],
         )
+        stalled = GaugeMetricFamily(
+            "mlbuffet_modelhost_stalled",
+            "1 while the modelhost is out of the queue groups because its onnxruntime runs hang",
+            labels=["node"],
+        )
+        stalls = CounterMetricFamily(
+            "mlbuffet_modelhost_stalls",
+            "Times the modelhost left the queue groups because its onnxruntime runs hung",
+            labels=["node"],
+        )
         histograms = {
             key: HistogramMetricFamily(name, doc, labels=VERSION_LABELS)
             for key, name, doc in HISTOGRAMS
@@ -144,6 +154,8 @@ class ClusterCollector(Collector):
             expired.add_metric([beat.node], _number(beat.counters.get("expired")))
             rejected.add_metric([beat.node], _number(beat.counters.get("rejected")))
             refused.add_metric([beat.node], _number(beat.counters.get("refused")))
+            stalled.add_metric([beat.node], _number(beat.counters.get("stalled")))
+            stalls.add_metric([beat.node], _number(beat.counters.get("stalls")))
             for (model, version), stats in version_stats(beat).items():
                 labels = [model, str(version), beat.node]
                 success.add_metric(labels, _number(stats.get("success")))
@@ -154,7 +166,16 @@ class ClusterCollector(Collector):
                         family.add_metric(
                             labels, histogram_buckets(histogram), sum_value=histogram.sum
                         )
-        yield from (success, failure, expired, rejected, refused, *histograms.values())
+        yield from (
+            success,
+            failure,
+            expired,
+            rejected,
+            refused,
+            stalled,
+            stalls,
+            *histograms.values(),
+        )
 
     def _http(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(

@@ -8,14 +8,15 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from actors.base import serve_actor
-from actors.modelhost.config import ModelhostConfig, default_workers
-from actors.modelhost.readiness import missing_models
+from actors.modelhost.config import STALL_AFTER_S, ModelhostConfig, default_workers
+from actors.modelhost.readiness import unready_reason
 from actors.modelhost.service import ModelhostService
 from actors.probe import ActorProbe
 from mlbuffet.config import (
     add_actor_arguments,
     add_nats_arguments,
     env,
+    env_float,
     env_int,
     nats_config_from,
     split_urls,
@@ -73,6 +74,14 @@ def parse_args(
         default=env_int(environ, "MODELHOST_PINNED_VERSIONS", 4),
         help="non-default versions kept loaded per model (default %(default)s)",
     )
+    parser.add_argument(
+        "--stall-after",
+        type=float,
+        metavar="SECONDS",
+        default=env_float(environ, "MODELHOST_STALL_AFTER", STALL_AFTER_S),
+        help="leave the queue groups while onnxruntime finishes no run for this long although "
+        "runs are pending (at least 4 x the slowest recent run); 0 never (default %(default)s)",
+    )
     add_actor_arguments(parser, environ, "modelhost")
     add_health_arguments(parser, environ)
     args = parser.parse_args(argv)
@@ -86,6 +95,7 @@ def parse_args(
         intra_op_threads=args.intra_op_threads,
         pinned_versions=args.pinned_versions,
         drain_timeout_s=args.drain_timeout,
+        stall_after_s=args.stall_after,
         heartbeat_interval_s=args.heartbeat_interval,
         health=health_config_from(args),
     )
@@ -99,8 +109,8 @@ def ready_line(host: ModelhostService) -> str:
 
 async def serve(config: ModelhostConfig, stop: asyncio.Event) -> int:
     node_id = config.node_id or new_node_id("modelhost")
-    # Ready for an orchestrator: running, connected, and serving every model it should.
-    probe = ActorProbe[ModelhostService](missing_models)
+    # Ready for an orchestrator: running, connected, not stalled, serving every model it should.
+    probe = ActorProbe[ModelhostService](unready_reason)
     async with health_listener(config.health, probe.unready_reason, f"modelhost {node_id}"):
         return await serve_actor(
             config.nats,

@@ -44,6 +44,8 @@ class Computed:
     compute_s: float
     batch_size: int
     """Rows in that run."""
+    rows: int
+    """Rows of this request (batch_size when it ran alone)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -126,7 +128,8 @@ class Batcher:
         outputs, started, compute_s = await loop.run_in_executor(
             self.executor, _run_one, self.runtime, feeds, names
         )
-        return Computed(outputs, started, compute_s, rows_of(feeds) or 1)
+        rows = rows_of(feeds) or 1
+        return Computed(outputs, started, compute_s, rows, rows)
 
     # -- forming batches -------------------------------------------------------
 
@@ -281,7 +284,10 @@ def _run_stacked(
     shares = split_outputs(names, values, rows)
     if shares is None:
         return None
-    return [Computed(outputs, started, compute_s, total) for outputs in shares]
+    return [
+        Computed(outputs, started, compute_s, total, own)
+        for outputs, own in zip(shares, rows, strict=True)
+    ]
 
 
 def split_outputs(

@@ -14,6 +14,11 @@ QUEUED_PER_INFLIGHT = 4
 """Default queue per place in flight: a few rounds of work, not an unbounded backlog."""
 
 
+STALL_AFTER_S = 2.0
+"""Least silence of a host with pending runs before it steps aside: far above a healthy
+host's gap between finished runs (milliseconds), short beside a caller's deadline."""
+
+
 def default_workers() -> int:
     return os.cpu_count() or 1
 
@@ -36,6 +41,9 @@ class ModelhostConfig:
     pinned_versions: int = 4
     """Non-default versions kept loaded per model (least recently used ones are unloaded)."""
     drain_timeout_s: float = 30.0
+    stall_after_s: float = STALL_AFTER_S
+    """With runs pending and none finished for this long (or 4 x the slowest recent run, if
+    longer), the host leaves the queue groups until a run finishes (stall.py); 0: never."""
     registry_replicas: int | None = None
     """Copies of the registry buckets when this node creates them; None: 3 on a cluster of 3+ JetStream nodes, else 1."""
     heartbeat_interval_s: float = 2.0
@@ -62,6 +70,8 @@ class ModelhostConfig:
             raise ConfigError("--pinned-versions must not be negative")
         if self.drain_timeout_s < 0:
             raise ConfigError("--drain-timeout must not be negative")
+        if not self.stall_after_s >= 0 or self.stall_after_s == float("inf"):
+            raise ConfigError("--stall-after must be a number of seconds, 0 or more")
         check_heartbeat_interval(self.heartbeat_interval_s)
 
     @property

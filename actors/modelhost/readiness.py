@@ -4,7 +4,8 @@
 host's --models lets it serve. A host serves a model once its default version is loaded and
 warmed and the host has subscribed (service.py): that is `served`. A model that no host can
 load keeps the hosts unready, and the reason names it, so an operator sees it in
-`kubectl describe pod`; unloading the model makes them ready again.
+`kubectl describe pod`; unloading the model makes them ready again. A host that has
+stalled (stall.py: runs pending, none finishing) is not ready until a run finishes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from actors.modelhost.service import ModelhostService
 
 MAX_NAMED = 5
 """Models named in a reason; a probe's answer stays one short line."""
+
+
+def unready_reason(host: ModelhostService) -> str | None:
+    """None if the host is ready to serve, else why not: stalled, or models not loaded yet."""
+    if host.stall.stalled:
+        return host.stall.reason()
+    return missing_models(host)
 
 
 def missing_models(host: ModelhostService) -> str | None:

@@ -28,6 +28,7 @@ from actors.modelhost.batching import Batcher, Computed, RequestExpired
 from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.loading import read_model
 from actors.modelhost.runtime import Feeds, ModelRuntime, RuntimeSettings, to_output
+from actors.modelhost.stall import Change, StallWatch
 from actors.modelhost.stats import HostStats
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.histograms import merged, summary
@@ -96,6 +97,10 @@ class ModelhostService(Actor):
         self.presence = Presence(
             nc, self.role, node_id, self.heartbeat_load, config.heartbeat_interval_s
         )
+        self.stall = StallWatch(config.stall_after_s)
+        self._stall_watch: asyncio.Task[None] | None = None
+        self._membership = asyncio.Lock()
+        """Held while the infer subscriptions change: installs, unloads, leaving when stalled."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -110,6 +115,9 @@ class ModelhostService(Actor):
         # The initial state arrived through the listener; wait for those loads.
         await self.settle()
         await self.presence.start()
+        self._stall_watch = asyncio.create_task(
+            self.stall.watch(self._on_stall_change), name="stall-watch"
+        )
 
     async def settle(self) -> None:
         """Wait until every registry change seen so far has been acted on."""
@@ -117,6 +125,9 @@ class ModelhostService(Actor):
             await asyncio.gather(*set(self._reconciles), return_exceptions=True)
 
     async def on_stop(self) -> None:
+        if self._stall_watch is not None:
+            self._stall_watch.cancel()
+            await asyncio.gather(self._stall_watch, return_exceptions=True)
         await self.presence.stop()
         if self.view is not None:
             await self.view.stop()
@@ -133,7 +144,12 @@ class ModelhostService(Actor):
 
     def heartbeat_load(self) -> NodeLoad:
         """What this host's heartbeat says: versions loaded, requests in flight and queued, stats."""
-        counters = {**self.stats.to_dict(), "queued": self.tasks.queued}
+        counters = {
+            **self.stats.to_dict(),
+            "queued": self.tasks.queued,
+            "stalled": int(self.stall.stalled),
+            "stalls": self.stall.stalls,
+        }
         loaded = [
             LoadedModel(name, version)
             for name, served in self.served.items()
@@ -199,18 +215,11 @@ class ModelhostService(Actor):
         """Make a loaded, warmed `runtime` the default; subscribe if the model is new here."""
         served = self.served.get(name)
         if served is None:
-            served = ServedModel(default=runtime)
-            self.served[name] = served
-            served.subscriptions = [
-                await self.subscribe(
-                    subjects.infer(name), subjects.MODELHOST_QUEUE, cb=self._on_infer
-                ),
-                await self.subscribe(
-                    subjects.infer_pinned_versions(name),
-                    subjects.MODELHOST_QUEUE,
-                    cb=self._on_infer,
-                ),
-            ]
+            async with self._membership:
+                served = ServedModel(default=runtime)
+                self.served[name] = served
+                if not self.stall.stalled:  # else it subscribes when it recovers
+                    served.subscriptions = await self._subscribe_model(name)
         else:
             previous = served.default
             served.default = runtime  # requests already running keep the old session
@@ -220,10 +229,20 @@ class ModelhostService(Actor):
         log.info("%s serves %s:%s (default)", self.node_id, name, runtime.version)
         await self._publish_event(ModelEvent.LOADED, name, runtime.version)
 
+    async def _subscribe_model(self, name: str) -> list[Subscription]:
+        """Join the queue group of the model's default and pinned versions."""
+        return [
+            await self.subscribe(subjects.infer(name), subjects.MODELHOST_QUEUE, cb=self._on_infer),
+            await self.subscribe(
+                subjects.infer_pinned_versions(name), subjects.MODELHOST_QUEUE, cb=self._on_infer
+            ),
+        ]
+
     async def _stop_serving(self, name: str, served: ServedModel) -> None:
-        del self.served[name]
-        for sub in served.subscriptions:
-            await self.unsubscribe(sub)
+        async with self._membership:
+            del self.served[name]
+            for sub in served.subscriptions:
+                await self.unsubscribe(sub)
         log.info("%s no longer serves %s", self.node_id, name)
         await self._publish_event(ModelEvent.UNLOADED, name, None)
 
@@ -264,7 +283,9 @@ class ModelhostService(Actor):
                 self.runtime_settings(settings),
                 settings,
             )
+            warm_started = time.perf_counter()
             await loop.run_in_executor(self._loader, runtime.warm)
+            self.stall.record(time.perf_counter() - warm_started)  # a slow model is not stalled
             if settings.batching and runtime.batchable:
                 self._batchers[runtime] = Batcher(runtime, self._compute)
             log.info(
@@ -350,23 +371,26 @@ class ModelhostService(Actor):
             feeds = runtime.prepare(request.inputs)
             names = runtime.output_list(request.outputs)
             batcher = self._batchers.get(runtime)
-            if batcher is None:
-                # A run of a few microseconds costs less than the hop to a thread and back.
-                computed = (
-                    _timed_run(runtime, feeds, names, inline=True) if runtime.cheap(feeds) else None
-                )
-                if computed is None:
-                    computed = await asyncio.get_running_loop().run_in_executor(
-                        self._compute, _threaded_run, runtime, feeds, names
+            with self.stall.run():
+                if batcher is None:
+                    # A run of a few microseconds costs less than the hop to a thread and back.
+                    computed = (
+                        _timed_run(runtime, feeds, names, inline=True)
+                        if runtime.cheap(feeds)
+                        else None
                     )
-            else:
-                try:
-                    computed = await batcher.infer(
-                        feeds, names, arrived=arrived, deadline_ms=_deadline_ms(msg)
-                    )
-                except RequestExpired:
-                    self.stats.expired += 1
-                    return  # dropped in the queue: the caller has given up
+                    if computed is None:
+                        computed = await asyncio.get_running_loop().run_in_executor(
+                            self._compute, _threaded_run, runtime, feeds, names
+                        )
+                else:
+                    try:
+                        computed = await batcher.infer(
+                            feeds, names, arrived=arrived, deadline_ms=_deadline_ms(msg)
+                        )
+                    except RequestExpired:
+                        self.stats.expired += 1
+                        return  # dropped in the queue: the caller has given up
             reply = pack(
                 InferResponse(
                     model=name,
@@ -389,6 +413,7 @@ class ModelhostService(Actor):
                 queue_s=computed.started - arrived,
                 compute_s=computed.compute_s,
                 batch_size=computed.batch_size,
+                rows=computed.rows,
             )
             return
         except MLBuffetError as exc:
@@ -400,6 +425,31 @@ class ModelhostService(Actor):
             self.stats.in_flight -= 1
         await self._reply(msg, reply)
         self.stats.failed(name, version, latency_s=time.perf_counter() - arrived)
+
+    # -- stepping aside while stalled (stall.py) ---------------------------------
+
+    async def _on_stall_change(self, change: Change) -> None:
+        if not self.running:
+            return  # a drain owns the subscriptions now
+        if change is Change.STALLED:
+            log.warning(
+                "%s %s; leaving the queue groups until a run finishes",
+                self.node_id,
+                self.stall.reason(),
+            )
+            # What it holds stays: its callers hedge it, as they would a dead host's. (A 503
+            # would count as an answer, and may end a request that a later copy would save.)
+            async with self._membership:
+                for served in self.served.values():
+                    subs, served.subscriptions = served.subscriptions, []
+                    for sub in subs:
+                        await self.unsubscribe(sub)
+        else:
+            log.warning("%s finished a run again; rejoining the queue groups", self.node_id)
+            async with self._membership:
+                for name, served in self.served.items():
+                    if not served.subscriptions:
+                        served.subscriptions = await self._subscribe_model(name)
 
     async def _on_echo(self, msg: Msg) -> None:
         try:
@@ -465,7 +515,8 @@ def _timed_run(
         values = runtime.run_values(feeds, names)
     compute_s = time.perf_counter() - started
     outputs = tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
-    return Computed(outputs, started, compute_s, _rows(feeds))
+    rows = _rows(feeds)
+    return Computed(outputs, started, compute_s, rows, rows)
 
 
 def _threaded_run(runtime: ModelRuntime, feeds: Feeds, names: tuple[str, ...]) -> Computed:

@@ -68,6 +68,13 @@ class VersionStats:
 
     success: int = 0
     failure: int = 0
+    failure_s: float = 0.0
+    """Summed latency of the failed requests (the latency histogram holds both kinds)."""
+    rows: int = 0
+    """Rows (inferences) of the successful requests: Triton's inference_count."""
+    runs: float = 0.0
+    """onnxruntime runs, each request adding its share (its rows / the run's rows): Triton's
+    execution_count. A share, because a batched run is split among the requests it served."""
     latency: Histogram = field(default_factory=lambda: Histogram(SECONDS_BUCKETS))
     """From the request's arrival at this host to its reply being sent."""
     queue: Histogram = field(default_factory=lambda: Histogram(SECONDS_BUCKETS))
@@ -81,6 +88,9 @@ class VersionStats:
         return {
             "success": self.success,
             "failure": self.failure,
+            "failure_s": self.failure_s,
+            "rows": self.rows,
+            "runs": self.runs,
             "latency": self.latency.to_dict(),
             "queue": self.queue.to_dict(),
             "compute": self.compute.to_dict(),
@@ -116,9 +126,12 @@ class HostStats:
         queue_s: float,
         compute_s: float,
         batch_size: int = 1,
+        rows: int = 1,
     ) -> None:
         stats = self.of(model, version)
         stats.success += 1
+        stats.rows += rows
+        stats.runs += rows / batch_size
         stats.latency.observe(latency_s)
         stats.queue.observe(queue_s)
         stats.compute.observe(compute_s)
@@ -130,6 +143,7 @@ class HostStats:
             return
         stats = self.of(model, version)
         stats.failure += 1
+        stats.failure_s += latency_s
         stats.latency.observe(latency_s)
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,7 +37,6 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     ServiceUnavailableError,
-    UnprocessableError,
     UnsupportedMediaTypeError,
 )
 from mlbuffet.protocol.events import ModelEvent
@@ -54,7 +53,7 @@ from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import Registry
 from mlbuffet.registry.check_file import inspect_in_subprocess
 from mlbuffet.roles.node_ids import new_node_id
-from mlbuffet.training import JobStore, log_lines, new_job_id, submit_job
+from mlbuffet.training import JobStore, checked_timeout, log_lines, new_job_id, submit_job
 
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of a request that brings none, as the gateway's --request-timeout."""
@@ -389,8 +388,7 @@ class Client:
         default). ServiceUnavailableError (503) if no trainer runs.
         """
         name, output = parse_train_target(model, output_file)
-        if timeout is not None and not timeout > 0:
-            raise UnprocessableError("timeout must be a positive number of seconds")
+        checked_timeout(timeout)
         store = await self.job_store()
         with tempfile.TemporaryDirectory(prefix="mlbuffet-train-") as folder:
             staged = await asyncio.to_thread(

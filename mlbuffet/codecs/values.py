@@ -2,7 +2,8 @@
 
 The original API takes `{"values": [...]}`: one row (`[2, 5, 1, 4]`), a batch
 (`[[...], [...]]`), nested lists for N-d inputs, or a map of input names for
-models with several inputs. A row without its batch dimension gets one.
+models with several inputs. A row without its batch dimension gets one. A null
+is a missing value: NaN in a floating-point input, refused in any other.
 """
 
 from __future__ import annotations
@@ -187,6 +188,8 @@ def _rectangular(raw: Any, spec: TensorSpec, dtype: Any = None) -> npt.NDArray[A
         array = np.array(raw, dtype=dtype)
     except (ValueError, TypeError, OverflowError):
         array = None
+    if array is not None and dtype is None and array.dtype == object:
+        array = _with_missing_values(raw, array, spec)
     if array is None or (dtype is None and array.dtype == object):
         raise UnprocessableError(
             f"input {spec.name!r}: values must be a rectangular array of numbers "
@@ -197,6 +200,30 @@ def _rectangular(raw: Any, spec: TensorSpec, dtype: Any = None) -> npt.NDArray[A
         if any(isinstance(v, list) for v in array.flat):
             raise UnprocessableError(f"input {spec.name!r}: values must be a rectangular array")
     return array
+
+
+def _with_missing_values(
+    raw: Any, array: npt.NDArray[Any], spec: TensorSpec
+) -> npt.NDArray[Any] | None:
+    """Numbers with nulls: NaN where a null is, for floating-point inputs only.
+
+    JSON has no NaN; null is how a missing value is written (and how outputs show
+    NaN). Only lists that hold nulls come here, off the fast path. None: not numbers.
+    """
+    leaves = list(array.flat)
+    if not any(v is None for v in leaves):
+        return None
+    if tensors.DTYPES.get(spec.datatype, np.dtype(object)).kind != "f":
+        raise UnprocessableError(
+            f"input {spec.name!r} is {spec.datatype}: null (a missing value, NaN) is only "
+            "for floating-point inputs"
+        )
+    if not all(v is None or type(v) in (int, float) for v in leaves):
+        return None
+    try:
+        return np.array(raw, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
 
 
 def shaped(array: npt.NDArray[Any], spec: TensorSpec) -> npt.NDArray[Any]:

@@ -14,6 +14,12 @@ reserve of `min_per_s` tokens a second (at most `burst`) lets a quiet caller
 ride out a host's death. Under overload the budget runs dry and hedging stops
 long before it could double the load. The request loop itself lives in
 `mlbuffet.mesh.request`.
+
+A host that is stopped (SIGSTOP), not dead, keeps its subscriptions until
+nats-server drops it for unanswered PINGs, so every copy of a request can land
+on it. A request whose copies all stay silent gets one last copy
+`last_copy_after_s` after the previous one: by then the server has dropped
+the stopped host, and the copy goes to a live one.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlbuffet.config import ConfigError, env_float, env_int
+from mlbuffet.natsd.server import STOPPED_CLIENT_DROPPED_S
 
 LATENCY_SAMPLES = 64
 """Latencies kept per subject; the p95 of these sets the hedge delay."""
@@ -43,7 +50,8 @@ class HedgeConfig:
     factor: float = 3.0
     """Hedge after `factor` times the recent p95 latency of the subject (when above the floor)."""
     max_attempts: int = 3
-    """Copies of one request sent to hosts at most (the first one included)."""
+    """Copies of one request sent at the hedge delays (the first one included); a last one may
+    follow much later (`last_copy_after_s`)."""
     budget_ratio: float = 0.1
     """Hedges and retries allowed per request, over time (0.1: one in ten)."""
     budget_burst: float = 50.0
@@ -51,6 +59,10 @@ class HedgeConfig:
     cover the requests lost at once when a host dies (its queue), or some of them time out."""
     budget_min_per_s: float = 5.0
     """Tokens added every second whatever the traffic, so a quiet caller can still hedge."""
+    last_copy_after_s: float = STOPPED_CLIENT_DROPPED_S
+    """When `max_attempts` copies are all unanswered this long after the last one, send one
+    more (a budget token, counted as a hedge): how long nats-server takes to drop a stopped
+    host, whose copies are lost. 0: never."""
 
     def __post_init__(self) -> None:
         if not self.floor_s > 0:
@@ -61,6 +73,8 @@ class HedgeConfig:
             raise ConfigError("--hedge-attempts must be at least 1")
         if self.budget_ratio < 0 or self.budget_burst < 0 or self.budget_min_per_s < 0:
             raise ConfigError("--hedge-budget must not be negative")
+        if not self.last_copy_after_s >= 0:
+            raise ConfigError("the last copy's delay must not be negative")
 
 
 class LatencyTracker:

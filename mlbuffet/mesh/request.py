@@ -214,6 +214,8 @@ class HedgedRequest:
         """Copies that reached, or may have reached, a host."""
         self.next_send: float | None = None
         self.next_kind = Send.HEDGE
+        self.last_sent = 0.0
+        """Monotonic time the latest copy was sent."""
         self.retried = False
         self.refusal: bytes | None = None
         """A 503 answer, returned if no better one comes."""
@@ -283,14 +285,23 @@ class HedgedRequest:
         except CONNECTION_ERRORS:
             raise lost_connection(self.who) from None
         self.outstanding[token] = now
+        self.last_sent = now
         self._plan(Send.HEDGE, now + self.tracker.delay_s)
         return token
 
     def _plan(self, kind: Send, at: float) -> None:
-        if kind is not Send.RESEND and self.attempts >= self.hedging.config.max_attempts:
-            self.next_send = None
-        else:
+        config = self.hedging.config
+        if kind is Send.RESEND or self.attempts < config.max_attempts:
             self.next_kind, self.next_send = kind, at
+        elif (
+            kind is Send.HEDGE
+            and 1 < config.max_attempts == self.attempts
+            and config.last_copy_after_s > 0
+        ):
+            # Every copy may sit on one stopped host; by then NATS has dropped it.
+            self.next_kind, self.next_send = kind, self.last_sent + config.last_copy_after_s
+        else:
+            self.next_send = None
 
     async def _send_due(self, now: float) -> None:
         kind = self.next_kind

@@ -2,7 +2,8 @@
 
 Used by `mlbuffet up`, `mlbuffet nats` and the test suite. The server gets a
 generated config file (JetStream on, data under the data dir, a raised
-max_payload) and is ready when its log says so; we read the port it really
+max_payload, frequent PINGs so that a stopped client loses its subscriptions
+within seconds) and is ready when its log says so; we read the port it really
 listens on from that log, so port 0 gives an ephemeral port.
 """
 
@@ -27,6 +28,17 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 """Above NATS's 1 MiB default (a batch of image tensors is several MiB), at the size NATS
 still recommends; it allows up to 64 MiB."""
+
+PING_INTERVAL_S = 0.5
+MAX_PINGS_OUT = 4
+"""The server PINGs a client that has sent nothing for PING_INTERVAL_S and closes its
+connection when MAX_PINGS_OUT PINGs are unanswered: a stopped process (SIGSTOP, a frozen
+VM) stays subscribed, and its queue-group share of requests is lost, until then. 2.5-3 s
+after it stops, rather than nats-server's default 4-6 minutes (2 min x 2)."""
+STOPPED_CLIENT_DROPPED_S = (MAX_PINGS_OUT + 2) * PING_INTERVAL_S
+"""The latest a stopped client is dropped: PINGs go on a timer whose first tick is skipped
+if the client sent something within the interval, and the connection closes at the tick
+after MAX_PINGS_OUT unanswered ones. Hedging sends a last copy after this (mlbuffet/mesh/hedging.py)."""
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -111,6 +123,8 @@ class NatsServerConfig:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     server_name: str = "mlbuffet"
     """Unique per node of a cluster (JetStream needs it)."""
+    ping_interval_s: float = PING_INTERVAL_S
+    max_pings_out: int = MAX_PINGS_OUT
     cluster: ClusterConfig | None = None
     extra: str = ""
     """More configuration appended as is: an `authorization` block, `tls`, an `include`."""
@@ -124,6 +138,8 @@ class NatsServerConfig:
             f'host: "{self.host}"\n'
             f"port: {self.port if self.port else -1}\n"
             f"max_payload: {self.max_payload_bytes}\n"
+            f'ping_interval: "{round(self.ping_interval_s * 1000)}ms"\n'
+            f"ping_max: {self.max_pings_out}\n"
             "jetstream {\n"
             f'  store_dir: "{store}"\n'
             "}\n" + (self.cluster.render() if self.cluster is not None else "") + self.extra

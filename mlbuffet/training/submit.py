@@ -8,6 +8,7 @@ removed again and nothing is left behind.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from mlbuffet.protocol.errors import (
     BadRequestError,
     DeadlineExceededError,
     ServiceUnavailableError,
+    UnprocessableError,
 )
 from mlbuffet.protocol.jobs import TrainAccepted, TrainJob
 from mlbuffet.protocol.names import parse_file_name
@@ -27,6 +29,16 @@ from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.training.store import JobStore
 
 SUBMIT_TIMEOUT_S = 10.0
+
+
+def checked_timeout(seconds: float | None) -> float | None:
+    """A job's wall-clock limit as given (None: the trainer's default); finite and positive.
+
+    An infinity is not "no limit": the trainer would refuse it after the files are uploaded.
+    """
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise UnprocessableError(f"timeout must be a positive number of seconds, not {seconds!r}")
+    return seconds
 
 
 def new_job_id() -> str:

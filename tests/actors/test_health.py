@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from actors.modelhost.config import ModelhostConfig
-from actors.modelhost.readiness import missing_models
+from actors.modelhost.readiness import unready_reason
 from actors.modelhost.service import ModelhostService
 from actors.probe import ActorProbe
 from actors.trainer.__main__ import parse_args as trainer_args
@@ -48,7 +48,7 @@ async def test_modelhost_is_ready_once_it_serves_its_models_and_not_without_nats
     nats_server: NatsServer, nats_config: NatsConfig, upload, model_files, session
 ):
     await upload("adder", model_files.add_one)
-    probe = ActorProbe[ModelhostService](missing_models)
+    probe = ActorProbe[ModelhostService](unready_reason)
     server = HealthServer(HealthConfig(port=0), probe.unready_reason)
     port = await server.start()
     base = f"http://127.0.0.1:{port}"
@@ -106,7 +106,7 @@ async def test_a_modelhost_limited_to_some_models_ignores_the_others(
 ):
     await upload("adder", model_files.add_one)
     host = await start_modelhost(models=("other",))
-    probe = ActorProbe[ModelhostService](missing_models)
+    probe = ActorProbe[ModelhostService](unready_reason)
     probe.watch(host)
     assert probe.unready_reason() is None
 

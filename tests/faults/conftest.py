@@ -64,12 +64,27 @@ async def rest_gateway(
     return client
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One request of a load: when it was sent (time.monotonic()), how long it took, who answered."""
+
+    started: float
+    latency_s: float
+    node: str | None
+    """None if it failed."""
+
+
 @dataclass
 class LoadResult:
     sent: int = 0
     failed: list[str] = field(default_factory=list)
     answered_by: Counter[str] = field(default_factory=Counter)
     max_latency_s: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def sent_after(self, moment: float) -> list[Outcome]:
+        """The requests sent at or after `moment` (time.monotonic())."""
+        return [outcome for outcome in self.outcomes if outcome.started >= moment]
 
     def line(self) -> str:
         return (
@@ -99,11 +114,15 @@ async def bounded_load(
         while not stop.is_set() and time.monotonic() < cap:
             started = time.monotonic()
             result.sent += 1
+            node: str | None = None
             try:
-                result.answered_by[await call()] += 1
+                node = await call()
+                result.answered_by[node] += 1
             except Exception as exc:  # every failure is counted and shown, whatever its type
                 result.failed.append(repr(exc))
-            result.max_latency_s = max(result.max_latency_s, time.monotonic() - started)
+            latency_s = time.monotonic() - started
+            result.max_latency_s = max(result.max_latency_s, latency_s)
+            result.outcomes.append(Outcome(started, latency_s, node))
 
     tasks = [asyncio.create_task(caller()) for _ in range(callers)]
     try:

@@ -28,6 +28,7 @@ from mlbuffet.protocol.errors import (
     UnprocessableError,
 )
 from mlbuffet.protocol.wire import error_status, pack_error
+from tests.conftest import eventually
 
 SUBJECT = subjects.infer("hedged")
 FAST = HedgeConfig(floor_s=0.05)
@@ -150,6 +151,40 @@ async def test_the_budget_bounds_hedges_when_every_host_is_silent(nc: Client):
     # The burst of 5 plus a tenth of 50 requests: never a copy of every request.
     assert hedging.counts.hedged <= 5 + 5
     assert hedging.counts.refused > 0
+
+
+@pytest.mark.parametrize("last_copy_after_s", [0.5, 0.0])
+async def test_copies_all_lost_on_a_stopped_host_get_one_last_copy_once_nats_dropped_it(
+    nc: Client, nats_config: NatsConfig, last_copy_after_s: float
+):
+    """A stopped host keeps its subscription until nats-server drops it: all 3 copies may land
+    there. One more copy goes out `last_copy_after_s` after the third, which a live host answers."""
+    stopped = await connect(nats_config, name="stopped-host")
+    took: list[float] = []
+
+    async def stuck(msg: Msg) -> None:
+        took.append(time.monotonic())
+
+    async def host(msg: Msg) -> None:
+        await msg.respond(b"ok")
+
+    hedging = Hedging(HedgeConfig(floor_s=0.05, last_copy_after_s=last_copy_after_s))
+    try:
+        await respond(stopped, stuck)  # the only host: every copy goes to it
+        request = asyncio.ensure_future(send(nc, hedging, timeout_s=3.0))
+        await eventually(lambda: len(took) == 3, timeout_s=2)
+        await stopped.close()  # what nats-server does to a client that stopped answering PINGs
+        await respond(nc, host)
+        if last_copy_after_s:
+            assert await request == b"ok"
+            assert time.monotonic() - took[-1] >= last_copy_after_s
+            assert (hedging.counts.hedged, hedging.counts.hedge_wins) == (3, 1)
+        else:
+            with pytest.raises(DeadlineExceededError):
+                await request
+            assert hedging.counts.hedged == 2
+    finally:
+        await close_quietly(stopped)
 
 
 async def test_with_no_host_at_all_the_request_fails_with_503_after_the_wait(nc: Client):

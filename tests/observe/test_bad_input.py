@@ -78,22 +78,37 @@ async def test_the_metrics_actor_ignores_bad_heartbeats_and_keeps_serving(nc, st
     assert value(samples, "mlbuffet_node_up", node="n1") == 1
 
 
-async def test_a_modelhosts_queue_is_a_gauge_and_junk_in_it_counts_as_0(nc, start_metrics):
-    metrics = await start_metrics()
-    for node, queued in (("q1", 7), ("q2", "lots")):
-        beat = {**GOOD, "node": node, "counters": {"queued": queued}}
+async def scrape_after_beats(nc, metrics, counters: dict[str, dict]) -> dict:
+    """Publish a modelhost heartbeat per node with these counters; the scrape that has them all."""
+    for node, node_counters in counters.items():
+        beat = {**GOOD, "node": node, "counters": node_counters}
         await nc.publish(f"mlbuffet.heartbeat.modelhost.{node}", msgpack.packb(beat))
     await nc.flush()
     samples: dict = {}
 
-    async def both_scraped() -> bool:
+    async def all_scraped() -> bool:
+        samples.clear()
         samples.update(await scrape(metrics.metrics_url))
-        return value(samples, "mlbuffet_node_up", node="q2") == 1
+        return all(value(samples, "mlbuffet_node_up", node=node) == 1 for node in counters)
 
-    await eventually(both_scraped)
+    await eventually(all_scraped)
+    return samples
+
+
+async def test_a_modelhosts_queue_is_a_gauge_and_junk_in_it_counts_as_0(nc, start_metrics):
+    metrics = await start_metrics()
+    samples = await scrape_after_beats(nc, metrics, {"q1": {"queued": 7}, "q2": {"queued": "lots"}})
     queued = {s.labels["node"]: s.value for s in samples["mlbuffet_inference_queued_requests"]}
     # Only nodes that report a queue have one: not the metrics actor itself.
     assert queued == {"q1": 7, "q2": 0}
+
+
+async def test_a_stalled_modelhost_shows_as_a_gauge_and_its_stalls_as_a_counter(nc, start_metrics):
+    metrics = await start_metrics()
+    samples = await scrape_after_beats(nc, metrics, {"s1": {"stalled": 1, "stalls": 3}, "s2": {}})
+    stalled = {s.labels["node"]: s.value for s in samples["mlbuffet_modelhost_stalled"]}
+    assert stalled == {"s1": 1, "s2": 0}  # a host that does not say (an older one) is not
+    assert value(samples, "mlbuffet_modelhost_stalls_total", node="s1") == 3
 
 
 def test_up_metrics_port_settings():
