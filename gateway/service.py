@@ -1,8 +1,9 @@
 """The gateway's side of the mesh: the only gateway module that talks to NATS.
 
-`MeshLink` sends inference and echo requests, publishes model events, and holds
-the registry with its live view. NATS failures become MLBuffet errors here,
-in one place: no responders is 503, a timeout is 504.
+`MeshLink` sends inference and echo requests and holds the registry with its
+live view and its admin (which writes and announces changes). NATS failures
+become MLBuffet errors through mlbuffet.mesh.errors: no responders is 503, a
+timeout is 504.
 """
 
 from __future__ import annotations
@@ -21,25 +22,24 @@ from aiohttp import web
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from gateway.config import GatewayConfig
+from gateway.config import WHO, GatewayConfig
 from gateway.hedge_metrics import HedgeMetrics
 from gateway.http_metrics import HTTP_METRICS
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import Hedging
-from mlbuffet.mesh.request import deadline_header
+from mlbuffet.mesh.request import request_once
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.cluster import Heartbeat
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     MLBuffetError,
     ModelNotReadyError,
-    ServiceUnavailableError,
 )
-from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.headers import Header, deadline_header
 from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
 from mlbuffet.protocol.wire import pack, unpack
-from mlbuffet.registry import ModelInspector, Registry, RegistryView
+from mlbuffet.registry import ModelInspector, Registry, RegistryAdmin, RegistryView
 from mlbuffet.roles.runner import StartupError
 
 log = logging.getLogger(__name__)
@@ -60,11 +60,14 @@ class MeshLink:
     config: GatewayConfig
     hedging: Hedging = field(init=False)
     """Inference requests a host leaves unanswered (or refuses) go out again; see mlbuffet.mesh.hedging."""
+    admin: RegistryAdmin = field(init=False)
+    """Every registry write of a route goes through it: mapped errors, then events."""
     modelhosts: set[str] = field(default_factory=set)
     """Node ids of the modelhosts whose heartbeats this gateway has seen (and not lost since)."""
 
     def __post_init__(self) -> None:
         self.hedging = Hedging(self.config.hedging)
+        self.admin = RegistryAdmin(self.registry, self.nc, self.node_id, WHO, written=self.changed)
 
     async def request(
         self, subject: str, payload: bytes, deadline: float, hedging: Hedging | None = None
@@ -80,7 +83,7 @@ class MeshLink:
             payload,
             deadline,
             no_responders_wait_s=self.config.no_responders_wait_s,
-            who="the gateway",
+            who=WHO,
             hedging=hedging,
         )
 
@@ -101,19 +104,17 @@ class MeshLink:
         """
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         headers = {**deadline_header(deadline), Header.PROBE.value: "1"}
-        try:
-            msg = await self.nc.request(
-                subjects.infer(model, version), b"", timeout=deadline - time.time(), headers=headers
-            )
-        except nats.errors.NoRespondersError:
-            raise ModelNotReadyError(f"no modelhost serves {model!r} right now") from None
-        except nats.errors.TimeoutError:
-            raise DeadlineExceededError(f"no modelhost of {model!r} answered in time") from None
-        except nats.errors.Error:
-            raise ServiceUnavailableError(
-                "the gateway has lost its NATS connection; retry"
-            ) from None
-        return unpack(msg.data, InferResponse.from_dict)
+        data = await request_once(
+            self.nc,
+            subjects.infer(model, version),
+            b"",
+            deadline - time.time(),
+            who=WHO,
+            no_responders=ModelNotReadyError(f"no modelhost serves {model!r} right now"),
+            timed_out=DeadlineExceededError(f"no modelhost of {model!r} answered in time"),
+            headers=headers,
+        )
+        return unpack(data, InferResponse.from_dict)
 
     async def echo(self, data: Any, timeout_s: float | None = None) -> EchoReply:
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
@@ -159,10 +160,6 @@ class MeshLink:
 
         beats = await asyncio.gather(*(ask(node) for node in sorted(self.modelhosts)))
         return [beat for beat in beats if beat is not None]
-
-    async def publish_event(self, event: str, model: str, version: int | None) -> None:
-        """Tell the cluster what this gateway changed; best effort, never fails the request."""
-        await nats_request.publish_model_event(self.nc, self.node_id, event, model, version)
 
     async def changed(self) -> None:
         """After a registry write: wait until this gateway's view shows it (read your writes)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.config import WHO
 from gateway.envelope import reply
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
@@ -88,7 +89,7 @@ async def submit(request: web.Request) -> web.Response:
             timeout_s=_timeout(form.fields.get("timeout")),
         )
         files = {names[field]: spooled.path for field, spooled in form.files.items()}
-        accepted = await submit_job(mesh.nc, jobs_of(request), spec, files)
+        accepted = await submit_job(mesh.nc, jobs_of(request), spec, files, who=WHO)
     return reply(
         202,
         f"Training job {accepted.job} for model {model} accepted",

@@ -21,10 +21,6 @@ from mlbuffet.protocol.inference import Tensor
 from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec
 
 
-def describe(spec: TensorSpec) -> str:
-    return f"{spec.name} ({spec.datatype} {list(spec.shape)})"
-
-
 def arrays_from_values(values: Any, signature: Signature) -> dict[str, npt.NDArray[Any]]:
     """The input arrays by name, typed and shaped; UnprocessableError names what does not fit."""
     specs = signature.inputs
@@ -34,9 +30,9 @@ def arrays_from_values(values: Any, signature: Signature) -> dict[str, npt.NDArr
         if unknown:
             raise UnprocessableError(
                 f"unknown input {', '.join(map(repr, unknown))}; the model takes "
-                + ", ".join(describe(s) for s in specs)
+                + ", ".join(s.describe() for s in specs)
             )
-        missing = [describe(s) for s in specs if s.name not in values]
+        missing = [s.describe() for s in specs if s.name not in values]
         if missing:
             raise UnprocessableError("missing input " + ", ".join(missing))
         given = dict(values)
@@ -45,7 +41,7 @@ def arrays_from_values(values: Any, signature: Signature) -> dict[str, npt.NDArr
     else:
         raise UnprocessableError(
             f"the model takes {len(specs)} inputs; give values as a map of input names: "
-            + ", ".join(describe(s) for s in specs)
+            + ", ".join(s.describe() for s in specs)
         )
     return {spec.name: shaped(array_from_values(given[spec.name], spec), spec) for spec in specs}
 
@@ -103,10 +99,6 @@ def _plain_float_tensor(raw: list[Any], spec: TensorSpec) -> Tensor | None:
         if not math.isfinite(cast.sum()):
             return None
     return Tensor(spec.name, spec.datatype, tuple(map(int, shape)), cast.tobytes())
-
-
-def tensor_from_values(raw: Any, spec: TensorSpec) -> Tensor:
-    return _tensor(spec, shaped(array_from_values(raw, spec), spec))
 
 
 def _tensor(spec: TensorSpec, array: npt.NDArray[Any]) -> Tensor:

@@ -19,7 +19,7 @@ from mlbuffet.protocol.errors import (
     UnsupportedMediaTypeError,
     error_for_status,
 )
-from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.events import ModelEvent, ModelEventKind, NodeEventKind
 from mlbuffet.protocol.headers import Header
 from mlbuffet.protocol.inference import (
     EchoReply,
@@ -48,10 +48,12 @@ __all__ = [
     "InternalError",
     "MLBuffetError",
     "ModelEvent",
+    "ModelEventKind",
     "ModelNotFoundError",
     "ModelNotReadyError",
     "ModelRecord",
     "ModelRef",
+    "NodeEventKind",
     "ObjectOutput",
     "Output",
     "OverloadedError",
