@@ -37,9 +37,10 @@ VALGRIND_START_S = 400.0
 
 
 def total_instructions(out: Path) -> int:
-    """The `totals:` of callgrind's dumps (one per `callgrind_control -d`)."""
+    """The `totals:` of the dumps made by `callgrind_control -d` (`<out>.1`, ...), not of
+    the one valgrind writes at exit (`<out>`), which counts the shutdown as well."""
     total = 0
-    for dump in out.parent.glob(out.name + "*"):
+    for dump in out.parent.glob(out.name + ".*"):
         for line in dump.read_text(errors="replace").splitlines():
             if line.startswith("totals:"):
                 total += int(line.split()[1])
