@@ -83,7 +83,9 @@ async def count(role: str, requests: int, folder: Path) -> float:
 
                 for _ in range(WARM_UP_REQUESTS):
                     await predict()
-                subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
+                subprocess.run(
+                    ["callgrind_control", "-i", "on", pid], check=True, capture_output=True
+                )
                 for _ in range(requests):
                     await predict()
                 subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)

@@ -14,8 +14,8 @@ from hypothesis.extra import numpy as hnp
 
 from mlbuffet.codecs.values import checked_tensors_from_values, tensors_from_values
 from mlbuffet.protocol.errors import UnprocessableError
-from mlbuffet.protocol.tensors import DTYPES
 from mlbuffet.protocol.records import Signature, TensorSpec
+from mlbuffet.protocol.tensors import DTYPES
 
 SPECS = [
     TensorSpec("x", datatype, shape, onnx_type)
