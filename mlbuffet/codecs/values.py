@@ -172,6 +172,9 @@ def _fits(array: npt.NDArray[Any], target: np.dtype[Any]) -> bool:
     if array.dtype.kind in "biu" and target.itemsize >= 4:
         return True
     limit = float(np.finfo(target).max)
+    if array.dtype.kind in "biu":
+        # Not np.abs: the absolute value of int64's minimum overflows to itself (negative).
+        return bool(-limit <= array.min() and array.max() <= limit)
     return bool(np.abs(array).max() <= limit)
 
 

@@ -80,3 +80,10 @@ def test_a_float32_overflow_is_refused_by_the_full_checks():
     spec = SPECS[0]
     with pytest.raises(UnprocessableError, match="beyond the range"):
         tensors_from_values([1e300, 1.0, 1.0, 1.0], Signature(inputs=(spec,), outputs=()))
+
+
+def test_int64s_minimum_is_out_of_float16s_range_not_a_silent_infinity():
+    # np.abs(-2**63) is -2**63 again: the range check once let it through to an overflowing cast.
+    spec = TensorSpec("x", "FP16", (-1,), "tensor(float16)")
+    with pytest.raises(UnprocessableError, match="beyond the range"):
+        tensors_from_values([-(2**63)], Signature(inputs=(spec,), outputs=()))
