@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nats.errors
@@ -37,7 +37,7 @@ from mlbuffet.protocol.errors import (
     MLBuffetError,
     ModelNotReadyError,
 )
-from mlbuffet.protocol.headers import Header, deadline_header
+from mlbuffet.protocol.headers import Header, deadline_header, deadline_ms_of
 from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
 from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import ModelInspector, Registry, RegistryAdmin, RegistryView
@@ -71,7 +71,13 @@ class MeshLink:
         self.admin = RegistryAdmin(self.registry, self.nc, self.node_id, WHO, written=self.changed)
 
     async def request(
-        self, subject: str, payload: bytes, deadline: float, hedging: Hedging | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        deadline: float,
+        hedging: Hedging | None = None,
+        *,
+        deadline_in_payload: bool = False,
     ) -> bytes:
         """One request/reply before `deadline` (Unix time), with NATS errors mapped.
 
@@ -86,13 +92,18 @@ class MeshLink:
             no_responders_wait_s=self.config.no_responders_wait_s,
             who=WHO,
             hedging=hedging,
+            deadline_in_payload=deadline_in_payload,
         )
 
     async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResponse:
         """Inference is idempotent: a request whose host dies or refuses is hedged/retried."""
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         data = await self.request(
-            subjects.infer(request.model, request.version), pack(request), deadline, self.hedging
+            subjects.infer(request.model, request.version),
+            pack(replace(request, deadline_ms=deadline_ms_of(deadline))),
+            deadline,
+            self.hedging,
+            deadline_in_payload=True,
         )
         return unpack(data, InferResponse.from_dict)
 

@@ -59,6 +59,7 @@ async def request(
     headers: Mapping[str, str] | None = None,
     on_no_responders: Callable[[], Awaitable[None]] | None = None,
     hedging: Hedging | None = None,
+    deadline_in_payload: bool = False,
 ) -> bytes:
     """One request/reply before `deadline` (Unix time), with NATS errors mapped.
 
@@ -69,10 +70,16 @@ async def request(
     what waiting cannot fix (the client checks that the model exists: 404).
     With `hedging` (only for requests that are safe to run twice, as inference
     is) a request that has no answer within the hedge delay, or is answered
-    503, is sent again: see HedgedRequest.
+    503, is sent again: see HedgedRequest. With `deadline_in_payload` (an
+    InferRequest that carries its deadline_ms) no deadline header is sent:
+    without headers, neither side runs nats-py's header code.
     """
     check_payload(nc, payload)
-    all_headers = {**deadline_header(deadline), **(headers or {})}
+    all_headers = (
+        dict(headers or {})
+        if deadline_in_payload
+        else {**deadline_header(deadline), **(headers or {})}
+    )
     waiting = NoRespondersWait(time.monotonic() + no_responders_wait_s, on_no_responders)
     if hedging is not None and hedging.config.enabled:
         time_left = deadline - time.time()
@@ -87,7 +94,7 @@ async def request(
         if timeout <= 0:
             raise DeadlineExceededError("no answer before the request's deadline")
         try:
-            msg = await nc.request(subject, payload, timeout=timeout, headers=all_headers)
+            msg = await nc.request(subject, payload, timeout=timeout, headers=all_headers or None)
             return msg.data
         except nats.errors.NoRespondersError:
             wait = await waiting.next_wait(timeout)
