@@ -32,7 +32,7 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.cluster import Heartbeat, SeriesRequest
 from mlbuffet.protocol.errors import MLBuffetError
 from mlbuffet.protocol.events import NodeEvent
-from mlbuffet.protocol.wire import pack, pack_error, unpack
+from mlbuffet.protocol.wire import pack, pack_error, unpack, unpack_map
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,12 @@ class MetricsService(Actor):
     async def _on_cluster_series(self, request: Request) -> None:
         """The kept samples; a SeriesRequest with `since` asks only for newer ones."""
         try:
+            # unpack_map, not unpack: an error map sent as a request is bad input (400), not
+            # an error of ours to pass on.
             asked = (
-                unpack(request.data, SeriesRequest.from_dict) if request.data else SeriesRequest()
+                SeriesRequest.from_dict(unpack_map(request.data))
+                if request.data
+                else SeriesRequest()
             )
         except MLBuffetError as exc:
             await request.respond(pack_error(exc))

@@ -36,6 +36,8 @@ JOBS_STREAM = f"KV_{JOBS_BUCKET}"
 JOB_FILES_STREAM = f"OBJ_{JOB_FILES_BUCKET}"
 JOB_EVENTS_STREAM = subjects.TRAIN_EVENTS_STREAM
 """Keeps every job's events (mlbuffet.events.train.*), so a late reader replays a log."""
+EVENTS_STREAM = subjects.EVENTS_STREAM
+"""Keeps the last model and node events (the console's history, `mlbuffet events --since`)."""
 P = subjects.PREFIX
 
 
@@ -68,6 +70,16 @@ def stream_admin(stream: str) -> list[str]:
         f"{api}.STREAM.UPDATE.{stream}",
         f"{api}.STREAM.PURGE.{stream}",
         f"{api}.STREAM.MSG.DELETE.{stream}",
+    ]
+
+
+def stream_create(stream: str) -> list[str]:
+    """Make sure a stream exists (created on first start, its limits updated): no data access."""
+    api = "$JS.API"
+    return [
+        f"{api}.STREAM.INFO.{stream}",
+        f"{api}.STREAM.CREATE.{stream}",
+        f"{api}.STREAM.UPDATE.{stream}",
     ]
 
 
@@ -144,10 +156,13 @@ ROLES: tuple[Role, ...] = (
             f"{P}.heartbeat.gateway.>",
             f"{P}.train.submit",
             f"{P}.cluster.status",
+            f"{P}.cluster.series",
             DISCOVERY,
             "$JS.API.INFO",
             *registry_write(),
             *jobs_write(),
+            *stream_create(EVENTS_STREAM),
+            *stream_read(EVENTS_STREAM),
         ),
         subscribe=(f"{P}.events.>", f"{P}.heartbeat.>", DISCOVERY, HEARTBEAT_NOW),
         responds=True,
@@ -159,6 +174,7 @@ ROLES: tuple[Role, ...] = (
             f"{P}.heartbeat.modelhost.>",
             f"{P}.events.model.>",
             *registry_read(),
+            *stream_create(EVENTS_STREAM),
         ),
         subscribe=(f"{P}.infer.>", f"{P}.test.echo", DISCOVERY, HEARTBEAT_NOW),
         responds=True,
@@ -173,6 +189,7 @@ ROLES: tuple[Role, ...] = (
             "$JS.API.INFO",
             *registry_write(),
             *jobs_write(),
+            *stream_create(EVENTS_STREAM),
         ),
         subscribe=(f"{P}.train.submit", DISCOVERY, HEARTBEAT_NOW),
         responds=True,
@@ -190,6 +207,7 @@ ROLES: tuple[Role, ...] = (
             f"{P}.heartbeat.>",
             f"{P}.events.>",
             f"{P}.cluster.status",
+            f"{P}.cluster.series",
             DISCOVERY,
             HEARTBEAT_NOW,
         ),

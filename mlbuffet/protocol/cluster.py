@@ -3,6 +3,7 @@ metrics actor answers about all of them (the cluster status)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,6 +169,8 @@ class SeriesRequest:
     def from_dict(cls, raw: Mapping[str, Any]) -> SeriesRequest:
         check_type(raw, cls.TYPE)
         since = optional_field(raw, "since", (int, float), "series request")
+        if since is not None and not math.isfinite(since):
+            raise BadRequestError("series request: field 'since' must be a finite time")
         return cls(since=0.0 if since is None else float(since))
 
 

@@ -19,19 +19,12 @@ from mlbuffet.protocol.names import parse_node_id, parse_upload_filename
 from mlbuffet.protocol.tensors import decode_array
 
 DECODERS = [
-    inference.InferRequest.from_dict,
-    inference.InferResponse.from_dict,
-    inference.EchoRequest.from_dict,
-    inference.EchoReply.from_dict,
-    events.ModelEvent.from_dict,
-    cluster.Heartbeat.from_dict,
-    events.NodeEvent.from_dict,
-    cluster.ClusterStatus.from_dict,
-    jobs.TrainJob.from_dict,
-    jobs.TrainAccepted.from_dict,
-    jobs.JobRecord.from_dict,
-    jobs.JobEvent.from_dict,
+    cls.from_dict
+    for module in (inference, events, cluster, jobs)
+    for _, cls in sorted(vars(module).items())
+    if isinstance(cls, type) and cls.__module__ == module.__name__ and hasattr(cls, "TYPE")
 ]
+"""Every message of the wire, found rather than listed: a new one is fuzzed the day it exists."""
 FIELDS = [
     "type", "model", "inputs", "outputs", "name", "datatype", "shape", "data", "version", "id",
     "parameters", "node", "role", "at", "interval_s", "models", "counters", "job", "spec",
@@ -109,3 +102,9 @@ def test_node_ids_are_subject_tokens(raw: str) -> None:
 @pytest.mark.parametrize("raw", ["model.onnx", "mod\u00e8le v2.onnx", "x" * 255, "model"])
 def test_plain_upload_file_names_are_kept(raw: str) -> None:
     assert parse_upload_filename(raw) == raw
+
+
+def test_the_decoders_are_found_in_every_protocol_module() -> None:
+    modules = {decode.__module__ for decode in DECODERS}
+    assert modules == {m.__name__ for m in (inference, events, cluster, jobs)}
+    assert inference.InferRequest.from_dict in DECODERS

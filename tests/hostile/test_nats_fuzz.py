@@ -35,7 +35,7 @@ from actors.trainer.service import TrainerService
 from mlbuffet.config import NatsConfig
 from mlbuffet.mesh.connection import close_quietly, connect
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.cluster import ClusterStatus, Heartbeat
+from mlbuffet.protocol.cluster import ClusterSeries, ClusterStatus, Heartbeat
 from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse, Tensor
 from mlbuffet.protocol.jobs import TrainJob
 from mlbuffet.protocol.wire import pack, unpack
@@ -57,6 +57,7 @@ SERVED = {
     "train_submit": "trainer",
     "node_heartbeat_now": "every actor (micro endpoint)",
     "cluster_status": "metrics (micro endpoint)",
+    "cluster_series": "metrics (micro endpoint)",
 }
 """Request/reply subjects an actor answers: each one is fuzzed below."""
 
@@ -78,6 +79,7 @@ NOT_SUBJECTS = {
     "train_log",
     "parse_infer",
     "heartbeat_node",
+    "kept_events",
 }
 
 
@@ -151,6 +153,9 @@ PARSES = "parses"
 """Reads the payload: hostile input must get an MLBuffet error map with a 4xx status."""
 ECHOES = "echoes"
 """The echo test: any msgpack map is a valid request (its data comes back); the rest is a 4xx."""
+OPTIONAL = "optional"
+"""Reads the payload, and every field is optional (an empty payload or map asks for the
+default): hostile input gets the normal answer or a 4xx error map, never a 5xx."""
 NO_INPUT = "no input"
 """Takes no payload (micro control and status endpoints): the normal answer, whatever was sent."""
 
@@ -175,6 +180,7 @@ def targets(mesh: FuzzTargets) -> list[Target]:
         Target(subjects.echo(), ECHOES, subjects.echo()),
         Target(subjects.train_submit(), PARSES, subjects.train_submit()),
         Target(subjects.cluster_status(), NO_INPUT, subjects.cluster_status()),
+        Target(subjects.cluster_series(), OPTIONAL, subjects.cluster_series()),
     ]
     for actor in mesh.actors:
         beat = subjects.node_heartbeat_now(actor.node_id)
@@ -236,6 +242,8 @@ def judge(target: Target, label: str, reply: bytes) -> str | None:
         return None if error is None else f"no-input endpoint answered an error: {error}"
     if label.startswith("valid:") and error is None and raw.get("type") == InferResponse.TYPE:
         return None
+    if target.kind == OPTIONAL and error is None:
+        return None if raw.get("type") == ClusterSeries.TYPE else f"not a series: {raw!r:.120}"
     if target.kind == ECHOES and error is None:
         return None if raw.get("type") == EchoReply.TYPE else f"not an echo reply: {raw!r:.120}"
     if not isinstance(error, dict):
