@@ -23,6 +23,7 @@ from gateway.http_metrics import HTTP_METRICS
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import Hedging
+from mlbuffet.mesh.placement import Placer
 from mlbuffet.mesh.request import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
@@ -50,12 +51,20 @@ class MeshLink:
     config: GatewayConfig
     hedging: Hedging = field(init=False)
     """Inference requests a host leaves unanswered (or refuses) go out again; see mlbuffet.mesh.hedging."""
+    placer: Placer = field(init=False)
+    """Asks the pool to load a model no host holds; see mlbuffet.mesh.placement."""
 
     def __post_init__(self) -> None:
         self.hedging = Hedging(self.config.hedging)
+        self.placer = Placer(self.nc)
 
     async def request(
-        self, subject: str, payload: bytes, deadline: float, hedging: Hedging | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        deadline: float,
+        hedging: Hedging | None = None,
+        place: nats_request.Place | None = None,
     ) -> bytes:
         """One request/reply before `deadline` (Unix time), with NATS errors mapped.
 
@@ -70,13 +79,18 @@ class MeshLink:
             no_responders_wait_s=self.config.no_responders_wait_s,
             who="the gateway",
             hedging=hedging,
+            place=place,
         )
 
     async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResponse:
         """Inference is idempotent: a request whose host dies or refuses is hedged/retried."""
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         data = await self.request(
-            subjects.infer(request.model, request.version), pack(request), deadline, self.hedging
+            subjects.infer(request.model, request.version),
+            pack(request),
+            deadline,
+            self.hedging,
+            place=lambda time_left_s: self.placer.place(request.model, time_left_s),
         )
         return unpack(data, InferResponse.from_dict)
 

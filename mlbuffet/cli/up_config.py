@@ -27,6 +27,8 @@ from mlbuffet.config import (
     is_loopback,
     split_urls,
 )
+from mlbuffet.protocol.sizes import parse_size
+from mlbuffet.roles.memory import default_memory_budget
 
 DEFAULT_DATA_DIR = "mlbuffet-data"
 
@@ -44,6 +46,9 @@ class UpConfig:
     nats_urls: tuple[str, ...] = ()
     """An existing NATS to use instead of starting one; empty starts the embedded server."""
     modelhosts: int = 2
+    modelhost_memory: int | None = None
+    """Each modelhost's memory budget in bytes; None: half this machine's memory, shared
+    among the modelhosts (mlbuffet.roles.memory)."""
     metrics_port: int = 9091
     """Prometheus endpoint of the metrics actor; 0 picks a free one, -1 runs no metrics actor."""
     trainer: bool = True
@@ -73,6 +78,13 @@ class UpConfig:
         return auth_summary(self.api_keys, not is_loopback(self.host))
 
     @property
+    def memory_budget(self) -> int:
+        """What each modelhost that `up` starts may hold of models, in bytes."""
+        if self.modelhost_memory is not None:
+            return self.modelhost_memory
+        return default_memory_budget(self.modelhosts)
+
+    @property
     def embedded_nats(self) -> bool:
         return not self.nats_urls
 
@@ -86,6 +98,8 @@ class UpConfig:
             )
         if self.modelhosts < 0:
             raise ConfigError("--modelhosts must not be negative")
+        if self.modelhost_memory is not None and self.modelhost_memory <= 0:
+            raise ConfigError("--modelhost-memory must be above 0, as 512MiB")
         if self.nats_urls:
             NatsConfig(urls=self.nats_urls)  # raises ConfigError naming --nats
         if self.log_level not in LOG_LEVELS:
@@ -107,6 +121,15 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes"):
         return True
     raise ConfigError(f"MLBUFFET_{name}={raw!r}: use 1 or 0")
+
+
+def _size(setting: str, raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return parse_size(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[UpConfig, str]:
@@ -154,6 +177,13 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         metavar="N",
         default=env_int(environ, "MODELHOSTS", 2),
         help="modelhost processes to run (MLBUFFET_MODELHOSTS; default %(default)s)",
+    )
+    add(
+        "--modelhost-memory",
+        metavar="SIZE",
+        default=env(environ, "MODELHOST_MEMORY"),
+        help="memory budget of each modelhost, as 512MiB or 2GiB (MLBUFFET_MODELHOST_MEMORY; "
+        "default: half this machine's memory, shared among the modelhosts)",
     )
     add(
         "--metrics-port",
@@ -210,6 +240,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         nats_port=args.nats_port,
         nats_urls=split_urls(args.nats) if args.nats else (),
         modelhosts=args.modelhosts,
+        modelhost_memory=_size("--modelhost-memory", args.modelhost_memory),
         metrics_port=args.metrics_port,
         trainer=not args.no_trainer,
         samples=not args.no_samples,

@@ -33,6 +33,7 @@ from mlbuffet.config import DEFAULT_NATS_URL, NatsConfig, split_urls
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import HedgeConfig, Hedging
+from mlbuffet.mesh.placement import Placer
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -101,6 +102,7 @@ class Client:
         """
         self.nc = nc
         self.hedging = Hedging(hedging or HedgeConfig())
+        self.placer = Placer(nc)
         self.timeout = timeout
         self.no_responders_wait = no_responders_wait
         self.node_id = node_id or new_node_id("client")
@@ -213,6 +215,7 @@ class Client:
             who=WHO,
             on_no_responders=lambda: self._check_exists(name, pinned),
             hedging=self.hedging,
+            place=lambda time_left_s: self.placer.place(name, time_left_s),
         )
         return InferResult(unpack(reply, InferResponse.from_dict))
 

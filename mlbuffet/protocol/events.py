@@ -23,6 +23,10 @@ class ModelEvent:
     DELETED = "deleted"
     LOADED = "loaded"
     UNLOADED = "unloaded"
+    EVICTED = "evicted"
+    """A modelhost gave the model up to stay within its memory budget (`reason` says why)."""
+    REFUSED = "refused"
+    """A modelhost could not hold the model: larger than its whole memory budget."""
 
     event: str
     model: str
@@ -30,9 +34,11 @@ class ModelEvent:
     node: str
     at: float
     """Unix time in seconds."""
+    reason: str | None = None
+    """Why, in words, for the events that have one (evicted, refused, loaded for a request)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document = {
             "type": self.TYPE,
             "event": self.event,
             "model": self.model,
@@ -40,6 +46,9 @@ class ModelEvent:
             "node": self.node,
             "at": self.at,
         }
+        if self.reason is not None:
+            document["reason"] = self.reason
+        return document
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ModelEvent:
@@ -51,6 +60,7 @@ class ModelEvent:
             version=optional_field(raw, "version", int, what),
             node=required_field(raw, "node", str, what),
             at=float(required_field(raw, "at", (int, float), what)),
+            reason=optional_field(raw, "reason", str, what),
         )
 
 
