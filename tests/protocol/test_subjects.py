@@ -59,6 +59,11 @@ def test_place_subjects_name_the_model_and_read_back():
     assert subjects.place("iris") == "mlbuffet.place.iris"
     assert subjects.place_any() == "mlbuffet.place.*"
     assert subjects.parse_place(subjects.place("a-b_C9")) == "a-b_C9"
-    for subject in ("mlbuffet.place", "mlbuffet.place.iris.2", "mlbuffet.place.ir*s", "x.place.iris"):
+    for subject in (
+        "mlbuffet.place",
+        "mlbuffet.place.iris.2",
+        "mlbuffet.place.ir*s",
+        "x.place.iris",
+    ):
         with pytest.raises(ValueError):
             subjects.parse_place(subject)
