@@ -25,9 +25,9 @@ from mlbuffet.config import (
     env_float,
     env_int,
     is_loopback,
+    size_setting,
     split_urls,
 )
-from mlbuffet.protocol.sizes import parse_size
 from mlbuffet.roles.memory import default_memory_budget
 
 DEFAULT_DATA_DIR = "mlbuffet-data"
@@ -121,15 +121,6 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes"):
         return True
     raise ConfigError(f"MLBUFFET_{name}={raw!r}: use 1 or 0")
-
-
-def _size(setting: str, raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    try:
-        return parse_size(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{setting}: {exc}") from None
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[UpConfig, str]:
@@ -240,7 +231,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         nats_port=args.nats_port,
         nats_urls=split_urls(args.nats) if args.nats else (),
         modelhosts=args.modelhosts,
-        modelhost_memory=_size("--modelhost-memory", args.modelhost_memory),
+        modelhost_memory=size_setting("--modelhost-memory", args.modelhost_memory),
         metrics_port=args.metrics_port,
         trainer=not args.no_trainer,
         samples=not args.no_samples,
