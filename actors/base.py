@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
+from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
 from nats.aio.client import Client
@@ -142,6 +143,21 @@ class TaskSet:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class ActorState(str, Enum):
+    """Where an actor is in its life; it only ever moves forward through these."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+    @property
+    def winding_down(self) -> bool:
+        """Draining or stopped: work that has not begun yet should not begin."""
+        return self in (ActorState.DRAINING, ActorState.STOPPED)
+
+
 class Actor:
     """Base of every actor: owns its subscriptions and its in-flight tasks."""
 
@@ -154,11 +170,15 @@ class Actor:
         self.node_id = node_id
         self.tasks = TaskSet(max_inflight, max_queued)
         self._subscriptions: list[Subscription] = []
-        self._state = "new"
+        self._state = ActorState.NEW
+
+    @property
+    def state(self) -> ActorState:
+        return self._state
 
     @property
     def running(self) -> bool:
-        return self._state == "running"
+        return self._state is ActorState.RUNNING
 
     async def subscribe(self, subject: str, queue: str = "", **kwargs: Any) -> Subscription:
         """Subscribe with a callback; the subscription is drained and removed with the actor."""
@@ -178,22 +198,22 @@ class Actor:
             log.debug("drain of %s failed", sub.subject, exc_info=True)
 
     async def start(self) -> None:
-        if self._state != "new":
-            raise RuntimeError(f"{self.role} actor already {self._state}")
-        self._state = "starting"
+        if self._state is not ActorState.NEW:
+            raise RuntimeError(f"{self.role} actor already {self._state.value}")
+        self._state = ActorState.STARTING
         try:
             await self.on_start()
         except BaseException:
             await self.stop()
             raise
-        self._state = "running"
+        self._state = ActorState.RUNNING
         log.info("%s %s started", self.role, self.node_id)
 
     async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
         """Stop taking new work, finish what is in flight (up to `timeout_s`), then stop."""
-        if self._state in ("draining", "stopped"):
+        if self._state.winding_down:
             return
-        self._state = "draining"
+        self._state = ActorState.DRAINING
         subs, self._subscriptions = self._subscriptions, []
         started = asyncio.get_running_loop().time()
         # Draining needs the server (a flush per subscription): bounded, and
@@ -224,9 +244,9 @@ class Actor:
 
     async def stop(self) -> None:
         """Stop now: unsubscribe, cancel in-flight work. Safe to call twice."""
-        if self._state == "stopped":
+        if self._state is ActorState.STOPPED:
             return
-        self._state = "stopped"
+        self._state = ActorState.STOPPED
         subs, self._subscriptions = self._subscriptions, []
         for sub in subs:
             try:

@@ -1,16 +1,16 @@
 """MLBuffet's benchmark: one command, one table, ratios to the references measured in the same run.
 
-    python -m bench                      # every scenario, 10 s each (about 4 minutes)
+    python -m bench                      # every scenario, 10 s each (466 s on a busy 2-core machine)
     python -m bench --quick              # 3 s each
     python -m bench --json results.json  # the table as JSON too
-    python -m bench --mlserver-python .bench-mlserver-venv/bin/python
-                                         # compare with MLServer (bench/peers/mlserver_venv.sh)
+    python -m bench.peers.venvs          # first: every peer's own virtualenv (once)
 
 It starts what it needs on 127.0.0.1 (an embedded nats-server, a gateway and
-modelhosts as separate processes, the reference servers), runs each scenario
-for a bounded time, and stops everything it started. HTTP load comes from
-wrk (with Lua bodies) when it is installed, else from a bounded Python
-generator; the table says which. See docs/performance.md.
+modelhosts as separate processes, every peer from its own virtualenv), runs
+each scenario for a bounded time, and stops everything it started. HTTP load
+comes from wrk (with Lua bodies) when it is installed, else from a bounded
+Python generator; the table says which. Triton's perf_analyzer measures
+MLBuffet's /v2 as well when its virtualenv exists. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench import load, profile, scenarios
-from bench.models import IRIS, IRIS_ROW, build_squeezenet
-from bench.processes import Child, python_child
-from bench.scenarios import REFERENCES, REST_CONNECTIONS, Row, guarded, ratio
+from bench import load, perf_analyzer, profile, report, scenarios, servers
+from bench.models import IRIS, build_squeezenet
+from bench.processes import Child, cpu_seconds, python_child
+from bench.scenarios import REFERENCES, Row, guarded, ratio
+from bench.servers import ServerRow
 from mlbuffet.natsd.server import NatsServer, NatsServerConfig
 from mlbuffet.roles.runner import run
 
@@ -54,9 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="3 s per scenario")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     parser.add_argument(
-        "--mlserver-python",
-        metavar="PYTHON",
-        help="python of a separate virtualenv with mlserver and onnxruntime (never this one)",
+        "--markdown",
+        type=Path,
+        metavar="PATH",
+        help="also write the servers' table and the targets as Markdown (for docs/)",
     )
     parser.add_argument("--no-wrk", action="store_true", help="use the Python HTTP generator")
     parser.add_argument(
@@ -69,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip",
         default="",
         metavar="NAME[,NAME]",
-        help="skip groups: ort, nats, rest, peers, cnn, scale, up",
+        help="skip groups: ort, nats, rest, perf_analyzer, peers, cnn, scale, up",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -125,11 +127,20 @@ class BenchProcesses:
         await self.server.stop()
 
 
-async def run_all(args: argparse.Namespace) -> list[Row]:
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    servers: list[ServerRow] = field(default_factory=list)
+    modelhost_nats_cpu_us: float | None = None
+    """The iris modelhost's CPU per request in the raw nats-py scenario (target 3)."""
+
+
+async def run_all(args: argparse.Namespace) -> Results:
     seconds = args.seconds
     skip = args.skip
     prefer_wrk = not args.no_wrk
-    rows: list[Row] = []
+    out = Results()
+    rows = out.rows
     folder = Path(tempfile.mkdtemp(prefix="mlbuffet-bench-"))
     squeezenet = build_squeezenet(folder / "squeezenet.onnx")
     try:
@@ -148,36 +159,30 @@ async def run_all(args: argparse.Namespace) -> list[Row]:
         await mesh.start()
         try:
             echo = Row("raw NATS echo", None)
+            await mesh.upload("iris", IRIS)
+            iris_host = mesh.modelhost("--models", "iris")
             if "nats" not in skip:
                 print("bench: NATS", file=sys.stderr)
                 echo = await guarded("raw NATS echo", scenarios.nats_echo(mesh.url, seconds))
                 rows.append(echo)
-            await mesh.upload("iris", IRIS)
-            iris_host = mesh.modelhost("--models", "iris")
-            if "nats" not in skip:
-                rows.append(
-                    await guarded("nats-py iris", scenarios.nats_iris(mesh.url, seconds, echo))
+                before = cpu_seconds(iris_host.process.pid)
+                nats_iris = await guarded(
+                    "nats-py iris", scenarios.nats_iris(mesh.url, seconds, echo)
                 )
+                if nats_iris.measured and nats_iris.measured.requests:
+                    spent = cpu_seconds(iris_host.process.pid) - before
+                    out.modelhost_nats_cpu_us = 1e6 * spent / nats_iris.measured.requests
+                    nats_iris.note = f"modelhost CPU {out.modelhost_nats_cpu_us:.0f} us per request"
+                rows.append(nats_iris)
                 rows.append(
                     await guarded("client iris", scenarios.client_iris(mesh.url, seconds, echo))
                 )
-            inline = mlserver_row = None
-            if "peers" not in skip:
-                print("bench: reference servers", file=sys.stderr)
-                inline = await guarded("aiohttp inline", aiohttp_inline_row(seconds, prefer_wrk))
-                rows.append(inline)
-                mlserver_row = await guarded(
-                    "MLServer", mlserver_rest_row(args, folder, prefer_wrk)
-                )
-                rows.append(mlserver_row)
             if "rest" not in skip:
-                print("bench: REST", file=sys.stderr)
-                targets = None
-                if args.profile:
-                    targets = {"gateway": mesh.children[0], "modelhost": iris_host}
-                rows += await rest_rows(
-                    mesh, seconds, prefer_wrk, inline, mlserver_row, args.profile, targets
-                )
+                print("bench: MLBuffet over HTTP", file=sys.stderr)
+                out.servers += await mlbuffet_rows(mesh, iris_host, seconds, prefer_wrk, args)
+            if "perf_analyzer" not in skip:
+                print("bench: perf_analyzer against /v2", file=sys.stderr)
+                out.servers.append(await perf_analyzer_row(mesh, seconds))
             if "cnn" not in skip or "scale" not in skip:
                 await mesh.upload(
                     "squeezenet", squeezenet, **{k: str(v) for k, v in CNN_SETTINGS.items()}
@@ -206,150 +211,88 @@ async def run_all(args: argparse.Namespace) -> list[Row]:
                 rows += await scale_rows(mesh, seconds)
         finally:
             await mesh.stop()
+        if "peers" not in skip:
+            # After the mesh has stopped: no MLBuffet process shares the cores with a peer.
+            for peer in servers.PEERS:
+                print(f"bench: {peer.server}, {peer.setting}", file=sys.stderr)
+                out.servers.append(await servers.peer_row(peer, folder, seconds, prefer_wrk))
         if "up" not in skip:
             print("bench: mlbuffet up", file=sys.stderr)
             rows.append(await guarded("up", scenarios.up_to_first_prediction()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return rows
+    return out
 
 
-async def peer_row(
-    start: Callable[[], tuple[Child, str]],
-    scenario: str,
-    path: str,
-    body: bytes,
-    seconds: float,
-    prefer_wrk: bool,
-    reference: str,
-    versus: str,
-) -> Row:
-    """Start a reference server, load it with JSON like our REST rows, stop it."""
-    child, url = await asyncio.to_thread(start)
-    try:
-        row = await scenarios.http_row(
-            scenario,
-            url + path,
-            body,
-            {"Content-Type": "application/json"},
-            seconds,
-            prefer_wrk=prefer_wrk,
-        )
-    finally:
-        await asyncio.to_thread(child.stop)
-    row.ratio = ratio(row.measured.rps if row.measured else None, REFERENCES[reference])
-    row.versus = versus
-    return row
-
-
-async def aiohttp_inline_row(seconds: float, prefer_wrk: bool) -> Row:
-    return await peer_row(
-        scenarios.aiohttp_inline,
-        f"plain aiohttp + onnxruntime inline, iris, {REST_CONNECTIONS} conn",
-        "/predict",
-        json.dumps({"values": IRIS_ROW}).encode(),
-        seconds,
-        prefer_wrk,
-        "aiohttp_inline",
-        "issue 8.4k (16 conn)",
-    )
-
-
-async def mlserver_rest_row(args: argparse.Namespace, folder: Path, prefer_wrk: bool) -> Row:
-    scenario = f"MLServer 1.7 /v2 JSON, iris, {REST_CONNECTIONS} conn"
-    python = os.path.abspath(args.mlserver_python) if args.mlserver_python else None
-    if not python:
-        return scenarios.unavailable(
-            scenario, "give --mlserver-python (bench/peers/mlserver_venv.sh)"
-        )
-    return await peer_row(
-        lambda: scenarios.mlserver(python, folder / "mlserver"),
-        scenario,
-        "/v2/models/iris/infer",
-        scenarios.V2_JSON,
-        args.seconds,
-        prefer_wrk,
-        "mlserver",
-        "issue 1.6k",
-    )
-
-
-async def rest_rows(
+async def mlbuffet_rows(
     mesh: BenchProcesses,
+    iris_host: Child,
     seconds: float,
     prefer_wrk: bool,
-    inline: Row | None,
-    mlserver_row: Row | None,
-    profile_dir: Path | None = None,
-    targets: dict[str, Child] | None = None,
-) -> list[Row]:
-    json_headers = {"Content-Type": "application/json"}
+    args: argparse.Namespace,
+) -> list[ServerRow]:
+    """MLBuffet's HTTP routes at 1 and 64 connections, with each process's CPU per request."""
+    assert mesh.server.pid is not None
+    pids = {
+        "gateway": [mesh.children[0].process.pid],
+        "modelhost": [iris_host.process.pid],
+        "nats-server": [mesh.server.pid],
+    }
+    setting = "gateway + 1 modelhost + nats-server, no batching"
     binary, binary_headers = scenarios.v2_binary_body()
-    inline_rps = inline.measured.rps if inline and inline.measured else None
-    mlserver_rps = mlserver_row.measured.rps if mlserver_row and mlserver_row.measured else None
     out = []
-    for scenario, path, body, headers in (
+    for server, path, body, headers in (
         (
-            f"REST JSON /api/v1/models/iris/prediction, {REST_CONNECTIONS} conn",
+            report.OURS_REFERENCE,
             "/api/v1/models/iris/prediction",
-            json.dumps({"values": IRIS_ROW}).encode(),
-            json_headers,
+            servers.VALUES_JSON,
+            servers.JSON,
         ),
-        (
-            f"REST /v2 JSON infer, iris, {REST_CONNECTIONS} conn",
-            "/v2/models/iris/infer",
-            scenarios.V2_JSON,
-            json_headers,
-        ),
-        (
-            f"REST /v2 binary infer, iris, {REST_CONNECTIONS} conn",
-            "/v2/models/iris/infer",
-            binary,
-            binary_headers,
-        ),
+        ("MLBuffet /v2 JSON", "/v2/models/iris/infer", scenarios.V2_JSON, servers.JSON),
+        ("MLBuffet /v2 binary", "/v2/models/iris/infer", binary, binary_headers),
     ):
+        row = ServerRow(server, setting, ours=True)
         recorders = []
-        if profile_dir is not None and targets and path.startswith("/api/"):
-            profile_dir.mkdir(parents=True, exist_ok=True)
-            for name, child in targets.items():
-                samples = profile_dir / f"{name}.txt"
-                recorder = profile.start(child.process.pid, seconds, samples)
+        if args.profile is not None and path.startswith("/api/"):
+            args.profile.mkdir(parents=True, exist_ok=True)
+            for name, child in (("gateway", mesh.children[0]), ("modelhost", iris_host)):
+                samples = args.profile / f"{name}.txt"
+                recorder = profile.start(child.process.pid, 2 * seconds, samples)
                 if recorder is not None:
                     recorders.append((recorder, samples))
-        row = await guarded(
-            scenario,
-            scenarios.http_row(
-                scenario, mesh.http + path, body, headers, seconds, prefer_wrk=prefer_wrk
-            ),
-        )
+        try:
+            row.cells = await servers.measure(
+                mesh.http + path, body, headers, seconds, pids, prefer_wrk
+            )
+        except Exception as exc:
+            row.why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if recorders:
             for recorder, _ in recorders:
                 await asyncio.to_thread(recorder.wait, 60)
-            assert profile_dir is not None
             text = "\n\n".join(profile.summary(p) for _, p in recorders if p.exists())
-            (profile_dir / "summary.txt").write_text(text + "\n")
-            print(f"bench: profiles in {profile_dir}", file=sys.stderr)
-        if row.measured:
-            if mlserver_rps:
-                row.ratio, row.versus, row.target = (
-                    ratio(row.measured.rps, mlserver_rps),
-                    "MLServer (this run)",
-                    3.0,
-                )
-                if mlserver_row and mlserver_row.measured:
-                    row.extra["p99_vs_mlserver"] = ratio(
-                        row.measured.p99_ms, mlserver_row.measured.p99_ms
-                    )
-                    row.note = (
-                        f"p99 {row.extra['p99_vs_mlserver']:.2f}x MLServer's (target <= 0.33)"
-                    )
-            if inline_rps and path.startswith("/api/"):
-                value = ratio(row.measured.rps, inline_rps)
-                row.extra["vs_aiohttp_inline"] = value
-                text = f"{value:.2f}x aiohttp-inline (target >= 0.6)"
-                row.note = f"{row.note}; {text}" if row.note else text
+            (args.profile / "summary.txt").write_text(text + "\n")
+            print(f"bench: profiles in {args.profile}", file=sys.stderr)
         out.append(row)
     return out
+
+
+async def perf_analyzer_row(mesh: BenchProcesses, seconds: float) -> ServerRow:
+    row = ServerRow(
+        "MLBuffet /v2, load from Triton's perf_analyzer",
+        "binary tensors, async HTTP, same mesh",
+        ours=True,
+    )
+    if not perf_analyzer.available():
+        row.why = "not installed: python -m bench.peers.venvs perf_analyzer"
+        return row
+    host_port = mesh.http.removeprefix("http://")
+    try:
+        for connections in servers.CONNECTIONS:
+            measured = await perf_analyzer.measure(host_port, "iris", connections, seconds)
+            row.cells[connections] = servers.Cell(measured)
+    except Exception as exc:
+        row.why = str(exc).splitlines()[0]
+    return row
 
 
 async def scale_rows(mesh: BenchProcesses, seconds: float) -> list[Row]:
@@ -374,51 +317,6 @@ async def scale_rows(mesh: BenchProcesses, seconds: float) -> list[Row]:
     return [one, two]
 
 
-def fmt(value: float | None, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
-
-
-def table(rows: list[Row], generator: str) -> str:
-    header = ("scenario", "rate", "p50 ms", "p99 ms", "ratio", "versus", "target")
-    lines = []
-    for row in rows:
-        m = row.measured
-        if m is None:
-            lines.append((row.scenario, row.note, "", "", "", "", ""))
-            continue
-        rate = f"{m.p50_ms / 1000:.2f} s" if row.unit == "s" else f"{fmt(m.rps)} {row.unit}"
-        target = ""
-        if row.target is not None:
-            sign = "<=" if row.unit == "s" else ">="
-            target = f"{sign}{row.target:g}{' s' if row.unit == 's' else 'x'} {'met' if row.met else 'MISSED'}"
-        lines.append(
-            (
-                row.scenario,
-                rate,
-                fmt(m.p50_ms, 2) if row.unit != "s" else "",
-                fmt(m.p99_ms, 2) if row.unit != "s" else "",
-                f"{row.ratio:.2f}" + ("" if row.unit == "s" else "x")
-                if row.ratio is not None
-                else "-",
-                row.versus,
-                target,
-            )
-        )
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
-    out = [" | ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
-    out.append("-+-".join("-" * w for w in widths))
-    out += [
-        " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
-    ]
-    notes = [f"- {r.scenario}: {r.note}" for r in rows if r.measured and r.note]
-    out += ["", f"HTTP load: {generator}; {os.cpu_count()} cores; {platform.python_version()}"]
-    return "\n".join(out + notes)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     generator = (
@@ -427,9 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         else "Python aiohttp generator in the bench process (no wrk, or --no-wrk)"
     )
     began = time.perf_counter()
-    rows: list[Row] = run(run_all(args))
-    print(table(rows, generator))
+    results: Results = run(run_all(args))
+    found = report.targets(results.servers, results.rows, results.modelhost_nats_cpu_us)
+    print(report.report(results.servers, results.rows, found, generator))
     print(f"(run took {time.perf_counter() - began:.0f} s, {args.seconds:g} s per scenario)")
+    if args.markdown:
+        args.markdown.write_text(report.markdown(results.servers, found))
     if args.json:
         document: dict[str, Any] = {
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -438,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "http_generator": generator,
             "references": REFERENCES,
-            "rows": [row.to_dict() for row in rows],
+            "servers": [server.to_dict() for server in results.servers],
+            "rows": [row.to_dict() for row in results.rows],
+            "modelhost_nats_cpu_us_per_request": results.modelhost_nats_cpu_us,
+            "targets": [t.to_dict() for t in found],
         }
         args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return 0

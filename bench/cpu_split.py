@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,18 +21,13 @@ from bench import load, scenarios
 from bench.__main__ import BenchProcesses
 from bench.load import Measured
 from bench.models import IRIS, IRIS_ROW
-from bench.processes import python_child
+from bench.processes import cpu_seconds, python_child
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.inference import InferRequest
 from mlbuffet.protocol.wire import pack
 from mlbuffet.roles.runner import run
 
 JSON = {"Content-Type": "application/json"}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(

@@ -31,12 +31,9 @@ REFERENCES = {
     "ort_squeezenet_b1": 199.0,
     "ort_squeezenet_b8": 338.0,
     "nats_echo": 26_500.0,
-    "aiohttp_inline": 8_400.0,
-    "mlserver": 1_600.0,
 }
 """The issue's figures, measured on a machine like this one (2 cores)."""
 
-REST_CONNECTIONS = 64
 NATS_IN_FLIGHT = 64
 CNN_CLIENTS = 16
 V2_JSON = json.dumps(
@@ -307,27 +304,6 @@ async def probe_status(url: str, body: bytes, headers: dict[str, str]) -> int:
         return response.status
 
 
-async def http_row(
-    scenario: str,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    seconds: float,
-    *,
-    connections: int = REST_CONNECTIONS,
-    prefer_wrk: bool = True,
-) -> Row:
-    status = await probe_status(url, body, headers)
-    if status == 404:
-        return unavailable(scenario, f"{url} answers 404 (route not in this tree)")
-    if status != 200:
-        return unavailable(scenario, f"{url} answers {status}")
-    measured = await load.http_load(
-        url, body, headers, connections=connections, seconds=seconds, prefer_wrk=prefer_wrk
-    )
-    return Row(scenario, measured)
-
-
 def aiohttp_inline() -> tuple[Child, str]:
     port = free_port()
     child = python_child("aiohttp-inline", "bench.peers.aiohttp_inline", str(IRIS), str(port))
@@ -335,21 +311,22 @@ def aiohttp_inline() -> tuple[Child, str]:
     return child, f"http://127.0.0.1:{port}"
 
 
-def mlserver(python: str, folder: Path) -> tuple[Child, str]:
-    """Start MLServer from its own virtualenv with bench/peers/mlserver's ONNX runtime."""
+def mlserver(python: str, folder: Path, parallel_workers: int | None = None) -> tuple[Child, str]:
+    """Start MLServer from its own virtualenv with bench/peers/mlserver's ONNX runtime.
+
+    `parallel_workers` None keeps MLServer's default (1 inference process)."""
     model_dir = folder / "iris"
     model_dir.mkdir(parents=True, exist_ok=True)
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    (folder / "settings.json").write_text(
-        json.dumps(
-            {
-                "host": "127.0.0.1",
-                "http_port": http_port,
-                "grpc_port": grpc_port,
-                "metrics_port": metrics_port,
-            }
-        )
-    )
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "http_port": http_port,
+        "grpc_port": grpc_port,
+        "metrics_port": metrics_port,
+    }
+    if parallel_workers is not None:
+        settings["parallel_workers"] = parallel_workers
+    (folder / "settings.json").write_text(json.dumps(settings))
     (model_dir / "model-settings.json").write_text(
         json.dumps(
             {

@@ -26,6 +26,7 @@ from mlbuffet.config import (
 )
 from mlbuffet.mesh.hedging import add_hedge_arguments, hedge_config_from
 from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.roles.ready_lines import gateway_ready
 from mlbuffet.roles.runner import StartupError, announce, run_role
 
 
@@ -141,7 +142,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event) -> int:
         port = _bound_port(runner, config.port)
         host = f"[{config.host}]" if ":" in config.host else config.host
         announce(f"gateway {node_id} auth: {config.auth_line}")
-        announce(f"gateway {node_id} listening on http://{host}:{port}")
+        announce(gateway_ready(node_id, f"http://{host}:{port}"))
         await stop.wait()
     finally:
         # Stops accepting, lets in-flight requests finish (shutdown_timeout), then

@@ -11,6 +11,9 @@ from mlbuffet.mesh.hedging import HedgeConfig
 
 MIB = 1024 * 1024
 
+WHO = "the gateway"
+"""How errors name this process: "the gateway has lost its NATS connection; retry"."""
+
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.config import WHO
+from mlbuffet.mesh.errors import from_nats
 from mlbuffet.protocol.errors import MLBuffetError
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,15 @@ def oip_error_reply(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status, dumps=dumps)
 
 
+def _error_response(
+    render: Callable[[int, str], web.Response], error: MLBuffetError
+) -> web.Response:
+    response = render(error.status, error.message)
+    if error.status in RETRYABLE_STATUSES:
+        response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every failure in the envelope: ours, aiohttp's (404, 405, 413), and bugs (500).
@@ -71,15 +82,19 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except MLBuffetError as exc:
-        response = render(exc.status, exc.message)
-        if exc.status in RETRYABLE_STATUSES:
-            response.headers["Retry-After"] = RETRY_AFTER_S
-        return response
+        return _error_response(render, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         text = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return render(exc.status, text)
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return render(500, "internal error")
+    except Exception as exc:
+        # A NATS failure no route mapped itself (a registry read, say) is still a 503 or 504.
+        error = from_nats(exc, WHO)
+        if error is None:
+            log.exception("%s %s failed", request.method, request.path)
+            return render(500, "internal error")
+        log.warning(
+            "%s %s: %s (%s)", request.method, request.path, error.message, type(exc).__name__
+        )
+        return _error_response(render, error)

@@ -21,13 +21,15 @@ from aiohttp import web
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from gateway.config import WHO
 from gateway.http_metrics import HTTP_METRICS
 from gateway.service import CONFIG, MESH
 from mlbuffet.mesh.connection import flush_subscriptions
+from mlbuffet.mesh.errors import from_nats
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.errors import MLBuffetError, ServiceUnavailableError
+from mlbuffet.protocol.errors import MLBuffetError
 from mlbuffet.protocol.wire import unpack_map
 
 log = logging.getLogger(__name__)
@@ -99,10 +101,8 @@ class EventFeeds:
         try:
             sub = await nc.subscribe(subjects.all_events(), cb=on_event)
             await flush_subscriptions(nc)
-        except nats.errors.Error:
-            raise ServiceUnavailableError(
-                "the gateway has lost its NATS connection; retry"
-            ) from None
+        except nats.errors.Error as exc:
+            raise from_nats(exc, WHO) or exc from None
         self.feeds.add(feed)
         try:
             yield feed

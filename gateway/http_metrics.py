@@ -21,27 +21,13 @@ from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mlbuffet.observe.histograms import HTTP_SECONDS_BUCKETS
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 UNMATCHED = "unmatched"
 CLIENT_CLOSED = 499
 """Status counted for a request whose client went away before the answer (nginx's convention)."""
-DURATION_BUCKETS = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
 
 
 class HttpMetrics(Collector):
@@ -56,7 +42,7 @@ class HttpMetrics(Collector):
             "mlbuffet_http_request_duration_seconds",
             "Time the gateway took to answer an HTTP request (whole body for streams)",
             ["route", "method"],
-            buckets=DURATION_BUCKETS,
+            buckets=HTTP_SECONDS_BUCKETS,
             registry=self.registry,
         )
 

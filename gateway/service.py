@@ -1,12 +1,16 @@
 """The gateway's side of the mesh: the only gateway module that talks to NATS.
 
-`MeshLink` sends inference and echo requests, publishes model events, and holds
-the registry with its live view. NATS failures become MLBuffet errors here,
-in one place: no responders is 503, a timeout is 504.
+`MeshLink` sends inference and echo requests and holds the registry with its
+live view and its admin (which writes and announces changes). NATS failures
+become MLBuffet errors through mlbuffet.mesh.errors: no responders is 503, a
+timeout is 504.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,29 +20,35 @@ from typing import Any
 import nats.errors
 from aiohttp import web
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
-from gateway.config import GatewayConfig
+from gateway.config import WHO, GatewayConfig
 from gateway.hedge_metrics import HedgeMetrics
 from gateway.http_metrics import HTTP_METRICS
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import Hedging
 from mlbuffet.mesh.placement import Placer
-from mlbuffet.mesh.request import deadline_header
+from mlbuffet.mesh.request import request_once
 from mlbuffet.protocol import subjects
+from mlbuffet.protocol.cluster import Heartbeat
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     MLBuffetError,
     ModelNotReadyError,
-    ServiceUnavailableError,
 )
-from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.headers import Header, deadline_header
 from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
 from mlbuffet.protocol.wire import pack, unpack
-from mlbuffet.registry import ModelInspector, Registry, RegistryView
+from mlbuffet.registry import ModelInspector, Registry, RegistryAdmin, RegistryView
 from mlbuffet.roles.runner import StartupError
 
 log = logging.getLogger(__name__)
+
+HOST_COUNTERS_TIMEOUT_S = 1.0
+"""How long a statistics request waits for each modelhost's counters."""
+DISCOVERY_WINDOW_S = 1.0
+"""How long a starting gateway listens for the modelhosts' PING answers."""
 
 
 @dataclass
@@ -53,10 +63,15 @@ class MeshLink:
     """Inference requests a host leaves unanswered (or refuses) go out again; see mlbuffet.mesh.hedging."""
     placer: Placer = field(init=False)
     """Asks the pool to load a model no host holds; see mlbuffet.mesh.placement."""
+    admin: RegistryAdmin = field(init=False)
+    """Every registry write of a route goes through it: mapped errors, then events."""
+    modelhosts: set[str] = field(default_factory=set)
+    """Node ids of the modelhosts whose heartbeats this gateway has seen (and not lost since)."""
 
     def __post_init__(self) -> None:
         self.hedging = Hedging(self.config.hedging)
         self.placer = Placer(self.nc)
+        self.admin = RegistryAdmin(self.registry, self.nc, self.node_id, WHO, written=self.changed)
 
     async def request(
         self,
@@ -77,7 +92,7 @@ class MeshLink:
             payload,
             deadline,
             no_responders_wait_s=self.config.no_responders_wait_s,
-            who="the gateway",
+            who=WHO,
             hedging=hedging,
             place=place,
         )
@@ -103,28 +118,62 @@ class MeshLink:
         """
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         headers = {**deadline_header(deadline), Header.PROBE.value: "1"}
-        try:
-            msg = await self.nc.request(
-                subjects.infer(model, version), b"", timeout=deadline - time.time(), headers=headers
-            )
-        except nats.errors.NoRespondersError:
-            raise ModelNotReadyError(f"no modelhost serves {model!r} right now") from None
-        except nats.errors.TimeoutError:
-            raise DeadlineExceededError(f"no modelhost of {model!r} answered in time") from None
-        except nats.errors.Error:
-            raise ServiceUnavailableError(
-                "the gateway has lost its NATS connection; retry"
-            ) from None
-        return unpack(msg.data, InferResponse.from_dict)
+        data = await request_once(
+            self.nc,
+            subjects.infer(model, version),
+            b"",
+            deadline - time.time(),
+            who=WHO,
+            no_responders=ModelNotReadyError(f"no modelhost serves {model!r} right now"),
+            timed_out=DeadlineExceededError(f"no modelhost of {model!r} answered in time"),
+            headers=headers,
+        )
+        return unpack(data, InferResponse.from_dict)
 
     async def echo(self, data: Any, timeout_s: float | None = None) -> EchoReply:
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         reply = await self.request(subjects.echo(), pack(EchoRequest(data=data)), deadline)
         return unpack(reply, EchoReply.from_dict)
 
-    async def publish_event(self, event: str, model: str, version: int | None) -> None:
-        """Tell the cluster what this gateway changed; best effort, never fails the request."""
-        await nats_request.publish_model_event(self.nc, self.node_id, event, model, version)
+    async def heard_modelhost(self, msg: Msg) -> None:
+        """A modelhost's heartbeat: remember the node, nothing more (no decoding per beat)."""
+        self.modelhosts.add(subjects.heartbeat_node(msg.subject))
+
+    async def discover_modelhosts(self) -> None:
+        """Learn the modelhosts that were up before this gateway (later ones beat at start)."""
+        inbox = self.nc.new_inbox()
+
+        async def answered(msg: Msg) -> None:
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                self.modelhosts.add(str(json.loads(msg.data)["metadata"]["node"]))
+
+        sub = await self.nc.subscribe(inbox, cb=answered)
+        try:
+            await self.nc.publish(subjects.service_ping("modelhost"), b"", reply=inbox)
+            await asyncio.sleep(DISCOVERY_WINDOW_S)
+        finally:
+            await sub.unsubscribe()
+
+    async def modelhost_counters(self) -> list[Heartbeat]:
+        """The current heartbeat of every known modelhost, asked of each now (not a stale beat).
+
+        Statistics are read rarely and must count every request served so far,
+        so they cost a request per host when asked rather than anything per
+        inference. A host that does not answer is forgotten until it beats again.
+        """
+
+        async def ask(node: str) -> Heartbeat | None:
+            try:
+                msg = await self.nc.request(
+                    subjects.node_heartbeat_now(node), b"", timeout=HOST_COUNTERS_TIMEOUT_S
+                )
+                return unpack(msg.data, Heartbeat.from_dict)
+            except (nats.errors.Error, MLBuffetError):
+                self.modelhosts.discard(node)
+                return None
+
+        beats = await asyncio.gather(*(ask(node) for node in sorted(self.modelhosts)))
+        return [beat for beat in beats if beat is not None]
 
     async def changed(self) -> None:
         """After a registry write: wait until this gateway's view shows it (read your writes)."""
@@ -154,7 +203,16 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
         await view.start()
         app[MESH] = mesh = MeshLink(nc, registry, view, inspector, node_id, config)
         app[HTTP_METRICS].registry.register(HedgeMetrics(mesh.hedging.counts))
+        heartbeats = await nc.subscribe(
+            subjects.role_heartbeats("modelhost"), cb=mesh.heard_modelhost
+        )
+        discovery = asyncio.create_task(mesh.discover_modelhosts(), name="discover-modelhosts")
         yield
+        discovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError, nats.errors.Error):
+            await discovery
+        with contextlib.suppress(nats.errors.Error):  # the connection may be gone already
+            await heartbeats.unsubscribe()
         await view.stop()
     finally:
         inspector.close()

@@ -40,9 +40,6 @@ IRIS_EXAMPLES: dict[tuple[float, ...], int] = {
 }
 """Inputs and the class the iris sample must answer for them (the README shows the first)."""
 
-DIABETES_EXAMPLE_ROW = 0
-"""The dataset row the README's diabetes example sends."""
-
 IMAGE_SIZE = 224
 """Height and width of rgb_means's input, as the original MLBuffet's image example (dog_resized.jpg)."""
 

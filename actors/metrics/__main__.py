@@ -19,6 +19,7 @@ from mlbuffet.config import (
     nats_config_from,
 )
 from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.roles.ready_lines import metrics_ready
 from mlbuffet.roles.runner import run_role
 
 
@@ -74,7 +75,7 @@ async def serve(config: MetricsConfig, stop: asyncio.Event) -> int:
         config.nats,
         node_id,
         lambda nc: MetricsService(nc, config, node_id),
-        lambda actor: f"metrics {node_id} ready, prometheus on {actor.metrics_url}",
+        lambda actor: metrics_ready(node_id, actor.metrics_url),
         config.drain_timeout_s,
         stop,
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlbuffet.observe.histograms import BucketHistogram, merged
 from mlbuffet.protocol.cluster import ClusterStatus, Heartbeat
-from mlbuffet.protocol.events import NodeEvent
+from mlbuffet.protocol.events import NodeEvent, NodeEventKind
 
 RATE_WINDOW_S = 10.0
 """Request rates are averaged over about this long."""
@@ -130,7 +130,7 @@ class ClusterView:
     def up_nodes(self) -> Iterator[NodeState]:
         return (s for s in self.nodes.values() if s.up)
 
-    def _event(self, event: str, state: NodeState) -> NodeEvent:
+    def _event(self, event: NodeEventKind, state: NodeState) -> NodeEvent:
         return NodeEvent(
             event=event,
             node=state.beat.node,

@@ -23,6 +23,7 @@ from actors.metrics.cluster import ClusterView
 from actors.metrics.collector import ClusterCollector
 from actors.metrics.config import MetricsConfig
 from actors.metrics.http import MetricsServer
+from mlbuffet.mesh.events import publish_node_event
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
@@ -100,8 +101,5 @@ class MetricsService(Actor):
                 await self._publish(event)
 
     async def _publish(self, event: NodeEvent) -> None:
-        log.info("node %s (%s) is %s", event.node, event.role, event.event)
-        try:
-            await self.nc.publish(subjects.node_events(event.node), pack(event))
-        except Exception:
-            log.warning("could not publish that %s is %s", event.node, event.event, exc_info=True)
+        log.info("node %s (%s) is %s", event.node, event.role, event.event.value)
+        await publish_node_event(self.nc, event)

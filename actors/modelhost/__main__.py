@@ -23,6 +23,7 @@ from mlbuffet.config import (
 )
 from mlbuffet.roles.health_listener import add_health_arguments, health_config_from, health_listener
 from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.roles.ready_lines import modelhost_ready
 from mlbuffet.roles.runner import run_role
 
 
@@ -103,8 +104,7 @@ def parse_args(
 
 
 def ready_line(host: ModelhostService) -> str:
-    served = ", ".join(f"{n}:{m.default.version}" for n, m in sorted(host.served.items()))
-    return f"modelhost {host.node_id} ready, serving {served or 'no models yet'}"
+    return modelhost_ready(host.node_id, {n: m.default.version for n, m in host.served.items()})
 
 
 async def serve(config: ModelhostConfig, stop: asyncio.Event) -> int:

@@ -25,25 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from actors.modelhost.runtime import Feeds, ModelRuntime, to_output
+from actors.modelhost.runtime import Computed, Feeds, ModelRuntime, rows_of, to_output
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
 from mlbuffet.protocol.inference import Output
 
 
 class RequestExpired(Exception):
     """The request's deadline passed while it waited for a batch: nobody wants the answer."""
-
-
-@dataclass(frozen=True, slots=True)
-class Computed:
-    """One request's share of a run."""
-
-    outputs: tuple[Output, ...]
-    started: float
-    """time.perf_counter() when the run that computed it began."""
-    compute_s: float
-    batch_size: int
-    """Rows in that run."""
 
 
 @dataclass(slots=True, eq=False)
@@ -62,15 +50,6 @@ class Job:
 
     def expired(self, now_ms: float) -> bool:
         return self.deadline_ms is not None and self.deadline_ms <= now_ms
-
-
-def rows_of(feeds: Feeds) -> int | None:
-    """The common size of dimension 0 of every input, or None if they disagree."""
-    sizes = {array.shape[0] if array.ndim else None for array in feeds.values()}
-    if len(sizes) != 1:
-        return None
-    (rows,) = sizes
-    return rows
 
 
 def stack_key(feeds: Feeds, names: tuple[str, ...]) -> Hashable:
@@ -123,10 +102,7 @@ class Batcher:
 
     async def _run_alone(self, feeds: Feeds, names: tuple[str, ...]) -> Computed:
         loop = asyncio.get_running_loop()
-        outputs, started, compute_s = await loop.run_in_executor(
-            self.executor, _run_one, self.runtime, feeds, names
-        )
-        return Computed(outputs, started, compute_s, rows_of(feeds) or 1)
+        return await loop.run_in_executor(self.executor, self.runtime.compute, feeds, names)
 
     # -- forming batches -------------------------------------------------------
 
@@ -256,16 +232,6 @@ class Batcher:
             job.future.set_result(result)
 
 
-def _run_one(
-    runtime: ModelRuntime, feeds: Feeds, names: Sequence[str]
-) -> tuple[tuple[Output, ...], float, float]:
-    started = time.perf_counter()
-    values = runtime.run_values(feeds, names)
-    compute_s = time.perf_counter() - started
-    outputs = tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
-    return outputs, started, compute_s
-
-
 def _run_stacked(
     runtime: ModelRuntime, feeds: list[Feeds], rows: list[int], names: Sequence[str]
 ) -> list[Computed] | None:
@@ -274,14 +240,15 @@ def _run_stacked(
         stacked = feeds[0]
     else:
         stacked = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
-    started = time.perf_counter()
-    values = runtime.run_values(stacked, names)
-    compute_s = time.perf_counter() - started
+    values, started, compute_s = runtime.timed_run(stacked, names)
     total = sum(rows)
     shares = split_outputs(names, values, rows)
     if shares is None:
         return None
-    return [Computed(outputs, started, compute_s, total) for outputs in shares]
+    return [
+        Computed(outputs, started, compute_s, total, own)
+        for outputs, own in zip(shares, rows, strict=True)
+    ]
 
 
 def split_outputs(

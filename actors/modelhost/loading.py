@@ -16,7 +16,7 @@ from collections.abc import Callable
 import nats.errors
 import nats.js.errors
 
-from mlbuffet.mesh.request import CONNECTION_ERRORS
+from mlbuffet.mesh.errors import CONNECTION_ERRORS
 from mlbuffet.protocol.errors import DeadlineExceededError, ServiceUnavailableError
 from mlbuffet.registry import Registry
 

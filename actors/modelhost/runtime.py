@@ -1,8 +1,9 @@
-"""One model version loaded in onnxruntime: input checks, the run itself, output conversion.
+"""One model version loaded in onnxruntime: input checks, the run itself, its timing and
+output conversion. Every run of a model, batched or not, goes through `timed_run`.
 
 Everything here is synchronous and CPU-bound; the service calls `load`,
-`warm` and `run` in executor threads (onnxruntime releases the GIL while it
-computes) and never on the event loop.
+`warm` and `compute` in executor threads (onnxruntime releases the GIL while it
+computes), except a run cheap enough for the event loop (`cheap`, `inline=True`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from mlbuffet.registry import signature_of
 log = logging.getLogger(__name__)
 
 Feeds = dict[str, npt.NDArray[Any]]
+TimedRun = tuple[list[Any], float, float]
+"""onnxruntime's values, when the run began (time.perf_counter()) and how long it took (s)."""
 
 INLINE_MAX_S = 0.0002
 """Runs typically shorter than this happen on the event loop: handing them to a thread and
@@ -47,6 +50,29 @@ _TYPICAL_WEIGHT = 0.1
 
 _INPUT_FAULTS = (ort_state.InvalidArgument, ort_state.RuntimeException)
 """onnxruntime errors raised by a bad input (wrong dims, an index out of range), not by us."""
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """One request's share of a run."""
+
+    outputs: tuple[Output, ...]
+    started: float
+    """time.perf_counter() when the run that computed it began."""
+    compute_s: float
+    batch_size: int
+    """Rows in that run."""
+    rows: int
+    """Rows of this request (batch_size when it ran alone)."""
+
+
+def rows_of(feeds: Feeds) -> int | None:
+    """The common size of dimension 0 of every input, or None if they disagree."""
+    sizes = {array.shape[0] if array.ndim else None for array in feeds.values()}
+    if len(sizes) != 1:
+        return None
+    (rows,) = sizes
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +91,6 @@ class RuntimeSettings:
         threads = settings.intra_op_threads or default_threads
         sessions = settings.sessions or max(1, cores // threads)
         return cls(intra_op_threads=threads, sessions=sessions)
-
-
-def describe(spec: TensorSpec) -> str:
-    return f"{spec.name} {spec.datatype} {list(spec.shape)}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -175,14 +197,14 @@ class ModelRuntime:
             if spec is None:
                 raise UnprocessableError(
                     f"unknown input {tensor.name!r}; {self.model}:{self.version} takes "
-                    + ", ".join(describe(s) for s in self.signature.inputs)
+                    + ", ".join(s.describe() for s in self.signature.inputs)
                 )
             if tensor.name in feeds:
                 raise UnprocessableError(f"input {tensor.name!r} is given twice")
             feeds[tensor.name] = self._check(spec, tensor)
         missing = [s for s in self.signature.inputs if s.name not in feeds]
         if missing:
-            raise UnprocessableError("missing input " + ", ".join(describe(s) for s in missing))
+            raise UnprocessableError("missing input " + ", ".join(s.describe() for s in missing))
         return feeds
 
     def _check(self, spec: TensorSpec, tensor: Tensor) -> npt.NDArray[Any]:
@@ -220,19 +242,21 @@ class ModelRuntime:
             )
         return names
 
-    def run(self, feeds: Feeds, outputs: Sequence[str] | None) -> tuple[Output, ...]:
-        """Run the model; returns the requested outputs (all by default) in the order asked."""
-        names = self.output_list(outputs)
-        values = self.run_values(feeds, names)
-        return tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
+    def compute(self, feeds: Feeds, names: tuple[str, ...]) -> Computed:
+        """One request run alone, in a compute thread: its outputs on the wire, and the timing."""
+        return _computed(feeds, names, self.timed_run(feeds, names))
 
-    def run_values(self, feeds: Feeds, names: Sequence[str]) -> list[Any]:
-        """onnxruntime's own values, on a free session (waiting for one if all are busy)."""
-        values = self._run_on(self._free.get(), feeds, names)
-        return values
+    def compute_inline(self, feeds: Feeds, names: tuple[str, ...]) -> Computed | None:
+        """As `compute`, on the event loop: None at once if every session is busy."""
+        run = self.try_timed_run(feeds, names)
+        return None if run is None else _computed(feeds, names, run)
 
-    def try_run_values(self, feeds: Feeds, names: Sequence[str]) -> list[Any] | None:
-        """As run_values, but None at once if every session is busy (never blocks the caller)."""
+    def timed_run(self, feeds: Feeds, names: Sequence[str]) -> TimedRun:
+        """Run on a free session, waiting for one if all are busy."""
+        return self._run_on(self._free.get(), feeds, names)
+
+    def try_timed_run(self, feeds: Feeds, names: Sequence[str]) -> TimedRun | None:
+        """As `timed_run`, but None at once if every session is busy (never blocks the caller)."""
         try:
             session = self._free.get_nowait()
         except queue.Empty:
@@ -241,7 +265,7 @@ class ModelRuntime:
 
     def _run_on(
         self, session: ort.InferenceSession, feeds: Feeds, names: Sequence[str]
-    ) -> list[Any]:
+    ) -> TimedRun:
         started = time.perf_counter()
         try:
             values: list[Any] = session.run(list(names), feeds)
@@ -251,9 +275,9 @@ class ModelRuntime:
             ) from None
         finally:
             self._free.put(session)
-        per_item = (time.perf_counter() - started) / _items(feeds)
-        self.item_s += _TYPICAL_WEIGHT * (per_item - self.item_s)
-        return values
+        compute_s = time.perf_counter() - started
+        self.item_s += _TYPICAL_WEIGHT * (compute_s / _items(feeds) - self.item_s)
+        return values, started, compute_s
 
 
 def _items(feeds: Feeds) -> int:
@@ -266,6 +290,14 @@ def _batchable(signature: Signature) -> bool:
     except UnprocessableError:
         return False
     return True
+
+
+def _computed(feeds: Feeds, names: Sequence[str], run: TimedRun) -> Computed:
+    """A request run alone: all its rows were the batch (1 for rank-0 inputs)."""
+    values, started, compute_s = run
+    outputs = tuple(to_output(name, value) for name, value in zip(names, values, strict=True))
+    rows = rows_of(feeds) or 1
+    return Computed(outputs, started, compute_s, rows, rows)
 
 
 def to_output(name: str, value: Any) -> Output:

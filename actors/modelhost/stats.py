@@ -2,64 +2,15 @@
 
 Counters and histograms run from the start of the process and only grow, so
 whoever reads them (heartbeats, Prometheus) can take differences between two
-readings, and two hosts' readings add up. Histograms keep Prometheus-style
-fixed buckets: cheap to record (one bisect), exact to merge.
+readings, and two hosts' readings add up (mlbuffet/observe/histograms.py).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
-SECONDS_BUCKETS: tuple[float, ...] = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-"""Upper bounds of the time histograms, in seconds; a last bucket (+Inf) follows."""
-
-BATCH_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
-"""Upper bounds of the batch-size histogram; a last bucket (+Inf) follows."""
-
-
-@dataclass(slots=True)
-class Histogram:
-    bounds: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    """One count per bucket, not cumulative; len(bounds) + 1 (the last is +Inf)."""
-    sum: float = 0.0
-    count: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.bounds) + 1)
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
-        self.count += 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "bounds": list(self.bounds),
-            "counts": list(self.counts),
-            "sum": self.sum,
-            "count": self.count,
-        }
+from mlbuffet.observe.histograms import BATCH_BUCKETS, SECONDS_BUCKETS, BucketHistogram
 
 
 @dataclass(slots=True)
@@ -68,23 +19,33 @@ class VersionStats:
 
     success: int = 0
     failure: int = 0
-    latency: Histogram = field(default_factory=lambda: Histogram(SECONDS_BUCKETS))
+    failure_s: float = 0.0
+    """Summed latency of the failed requests (the latency histogram holds both kinds)."""
+    rows: int = 0
+    """Rows (inferences) of the successful requests: Triton's inference_count."""
+    runs: float = 0.0
+    """onnxruntime runs, each request adding its share (its rows / the run's rows): Triton's
+    execution_count. A share, because a batched run is split among the requests it served."""
+    latency: BucketHistogram = field(default_factory=lambda: BucketHistogram(SECONDS_BUCKETS))
     """From the request's arrival at this host to its reply being sent."""
-    queue: Histogram = field(default_factory=lambda: Histogram(SECONDS_BUCKETS))
+    queue: BucketHistogram = field(default_factory=lambda: BucketHistogram(SECONDS_BUCKETS))
     """From arrival to the start of the onnxruntime run that computed it."""
-    compute: Histogram = field(default_factory=lambda: Histogram(SECONDS_BUCKETS))
+    compute: BucketHistogram = field(default_factory=lambda: BucketHistogram(SECONDS_BUCKETS))
     """The onnxruntime run (shared by every request of a batch)."""
-    batch_size: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
+    batch_size: BucketHistogram = field(default_factory=lambda: BucketHistogram(BATCH_BUCKETS))
     """Rows in the run that computed each request (1 without batching)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "success": self.success,
             "failure": self.failure,
-            "latency": self.latency.to_dict(),
-            "queue": self.queue.to_dict(),
-            "compute": self.compute.to_dict(),
-            "batch_size": self.batch_size.to_dict(),
+            "failure_s": self.failure_s,
+            "rows": self.rows,
+            "runs": self.runs,
+            "latency": self.latency.to_wire(),
+            "queue": self.queue.to_wire(),
+            "compute": self.compute.to_wire(),
+            "batch_size": self.batch_size.to_wire(),
         }
 
 
@@ -116,9 +77,12 @@ class HostStats:
         queue_s: float,
         compute_s: float,
         batch_size: int = 1,
+        rows: int = 1,
     ) -> None:
         stats = self.of(model, version)
         stats.success += 1
+        stats.rows += rows
+        stats.runs += rows / batch_size
         stats.latency.observe(latency_s)
         stats.queue.observe(queue_s)
         stats.compute.observe(compute_s)
@@ -130,6 +94,7 @@ class HostStats:
             return
         stats = self.of(model, version)
         stats.failure += 1
+        stats.failure_s += latency_s
         stats.latency.observe(latency_s)
 
     def to_dict(self) -> dict[str, Any]:

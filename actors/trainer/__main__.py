@@ -31,6 +31,7 @@ from mlbuffet.config import (
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.roles.health_listener import add_health_arguments, health_config_from, health_listener
 from mlbuffet.roles.node_ids import new_node_id
+from mlbuffet.roles.ready_lines import trainer_ready
 from mlbuffet.roles.runner import StartupError, announce, run_role
 
 
@@ -184,10 +185,7 @@ async def serve(config: TrainerConfig, stop: asyncio.Event) -> int:
             backend = make_backend(config, default_environ())
             trainer = probe.watch(TrainerService(nc, config, node_id, backend))
             await trainer.start()
-            announce(
-                f"trainer {node_id} ready, backend {config.backend}, "
-                f"{config.max_jobs} job(s) at once"
-            )
+            announce(trainer_ready(node_id, config.backend, config.max_jobs))
             await stop.wait()
             await trainer.drain(config.drain_timeout_s)
         finally:

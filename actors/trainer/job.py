@@ -22,11 +22,9 @@ from nats.aio.client import Client
 
 from actors.trainer.backend import Backend, JobContext, JobFailedError, working_links
 from actors.trainer.joblog import JobLog
-from mlbuffet.mesh.request import publish_model_event
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
-from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.jobs import JobRecord, JobState
-from mlbuffet.registry import ModelInspector, Registry
+from mlbuffet.registry import ModelInspector, Registry, RegistryAdmin
 from mlbuffet.training import JobStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +56,8 @@ class JobRunner:
     ) -> None:
         self.nc = nc
         self.store = store
-        self.registry = registry
+        self.admin = RegistryAdmin(registry, nc, node_id, f"trainer {node_id}")
+        """Registers the output as an upload does: mapped errors, then the model events."""
         self.inspector = inspector
         self.backend = backend
         self.node_id = node_id
@@ -137,16 +136,13 @@ class JobRunner:
             model = await self.inspector.inspect(ctx.output_path)
         except UnprocessableError as exc:
             raise JobFailedError(f"{spec.output_file!r}: {exc.message}", exit_code=0) from None
-        record, version = await self.registry.add_version(
+        record, version = await self.admin.upload(
             spec.model,
             model,
             description=spec.description or f"trained by job {spec.job}",
             filename=spec.output_file,
             make_default=spec.make_default,
         )
-        await self._model_event(ModelEvent.UPLOADED, spec.model, version)
-        if record.default_version == version:
-            await self._model_event(ModelEvent.DEFAULT_CHANGED, spec.model, version)
         ctx.log(
             f"[trainer] registered {spec.model}:{version}"
             + (" (the default version now)" if record.default_version == version else "")
@@ -173,9 +169,6 @@ class JobRunner:
 
         entry = await self.store.change(job, change)
         await self.store.publish_state(entry.record, self.node_id)
-
-    async def _model_event(self, event: str, model: str, version: int) -> None:
-        await publish_model_event(self.nc, self.node_id, event, model, version)
 
     async def _finish(
         self, job: str, inputs: tuple[str, ...], work: Path, joblog: JobLog, outcome: Outcome

@@ -28,7 +28,7 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from actors.base import Actor
+from actors.base import Actor, ActorState
 from actors.trainer.backend import Backend
 from actors.trainer.config import TrainerConfig
 from actors.trainer.job import JobRunner
@@ -210,7 +210,7 @@ class TrainerService(Actor):
     async def _schedule_once(self) -> None:
         await self._fail_abandoned()
         self._cancel_requested()
-        if self._state in ("starting", "running"):
+        if self.state in (ActorState.STARTING, ActorState.RUNNING):
             await self._claim_queued()
 
     async def _fail_abandoned(self) -> None:

@@ -7,11 +7,11 @@ header, each binary tensor's size in its `parameters.binary_data_size`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlbuffet.codecs.json_input import read_json
 from mlbuffet.protocol.errors import BadRequestError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -32,10 +32,8 @@ def split_body(body: bytes, header_length: str | None) -> Framed:
     if header_length is None:
         json_part, binary = memoryview(body), memoryview(b"")
     else:
-        try:
-            length = int(header_length)
-        except ValueError:
-            length = -1
+        # Decimal digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits.
+        length = int(header_length) if header_length.isascii() and header_length.isdigit() else -1
         if not 0 <= length <= len(body):
             raise BadRequestError(
                 f"{HEADER_LENGTH}: {header_length!r} is not a length within the "
@@ -45,11 +43,7 @@ def split_body(body: bytes, header_length: str | None) -> Framed:
         json_part, binary = view[:length], view[length:]
     if not json_part.nbytes:
         raise BadRequestError("the request has no JSON inference header")
-    try:
-        document = json.loads(bytes(json_part))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadRequestError(f"the inference header is not valid JSON ({exc})") from None
-    return Framed(document, binary)
+    return Framed(read_json(json_part, "the inference request"), binary)
 
 
 class BinaryReader:

@@ -8,7 +8,7 @@ from mlbuffet.protocol import tensors
 from mlbuffet.protocol.records import DYNAMIC, ModelRecord, TensorSpec
 
 PLATFORM = "onnxruntime_onnx"
-EXTENSIONS = ("binary_tensor_data", "model_repository")
+EXTENSIONS = ("binary_tensor_data", "model_repository", "model_configuration", "statistics")
 """OIP extensions this gateway implements (docs/v2.md)."""
 
 

@@ -1,6 +1,7 @@
 """OIP tensors <-> wire tensors.
 
-Input data comes as JSON (`data`, flat or nested, row-major) or as a slice of
+Input data comes as JSON (`data`, flat or nested, row-major; null is NaN in a
+floating-point tensor, as NaN is rendered null in outputs) or as a slice of
 the binary section (`parameters.binary_data_size`); binary data is already in
 the wire layout (little-endian, C order, BYTES elements with 4-byte length
 prefixes), so it is checked and passed on untouched.
@@ -27,6 +28,8 @@ from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.inference import Output, Tensor
 
 BINARY_DATA_SIZE = "binary_data_size"
+_FLOAT_ELEMENTS = (int, float, type(None))
+"""JSON elements of a floating-point tensor: null is a missing value, NaN (docs/v2.md)."""
 
 
 def _field(raw: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -102,15 +105,18 @@ def _numeric(flat: list[Any], datatype: str, what: str) -> npt.NDArray[Any]:
         return np.array(flat, dtype=dtype)
     if dtype.kind in "iu":
         if not all(type(v) is int for v in flat):
-            raise BadRequestError(f"{what}: {datatype} data must be whole numbers")
+            raise BadRequestError(
+                f"{what}: {datatype} data must be whole numbers (null, a missing value, is "
+                "only for floating-point inputs)"
+            )
         limits = np.iinfo(dtype)
         if flat and (min(flat) < limits.min or max(flat) > limits.max):
             raise BadRequestError(
                 f"{what}: {datatype} values must be within {limits.min}..{limits.max}"
             )
         return np.array(flat, dtype=dtype)
-    if not all(type(v) in (int, float) for v in flat):
-        raise BadRequestError(f"{what}: {datatype} data must be numbers")
+    if not all(type(v) in _FLOAT_ELEMENTS for v in flat):
+        raise BadRequestError(f"{what}: {datatype} data must be numbers (null: a missing value)")
     try:
         wide = np.array(flat, dtype=np.float64)
     except OverflowError:

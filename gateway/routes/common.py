@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from gateway.service import MESH, MeshLink
+from mlbuffet.codecs.json_input import read_json
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
 from mlbuffet.protocol.names import ModelRef, parse_model_name
 
@@ -31,20 +30,13 @@ def model_name(request: web.Request) -> str:
 
 
 async def json_body(request: web.Request, *, required: bool = True) -> Any:
-    """The JSON body; 400 if it does not parse, 422 if it is missing and required."""
+    """The JSON body; 400 if it is not strict JSON (mlbuffet.codecs.json_input), 422 if it is missing and required."""
     raw = await request.read()
     if not raw.strip():
         if required:
             raise UnprocessableError("No json data provided")
         return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass  # orjson refuses integers beyond 64 bits and NaN literals: let json judge
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"the body is not valid JSON ({exc})") from None
+    return read_json(raw, "the body")
 
 
 def json_object(body: Any, example: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from gateway.routes.table import SMALL_BODY_BYTES, Route
 from gateway.uploads import read_form, spool_folder
 from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import UnprocessableError, UnsupportedMediaTypeError
-from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.names import ModelRef, parse_model_name, parse_upload_filename
 from mlbuffet.protocol.records import ModelSettings, VersionRecord
 from mlbuffet.registry.details import model_details
@@ -108,10 +107,7 @@ async def update_or_upload(request: web.Request) -> web.Response:
     description = body["model_description"]
     if not isinstance(description, str):
         raise UnprocessableError("model_description must be a string")
-    mesh = mesh_of(request)
-    record = await mesh.registry.set_description(name, description)
-    await mesh.changed()
-    await mesh.publish_event(ModelEvent.DESCRIPTION_CHANGED, name, None)
+    record = await mesh_of(request).admin.set_description(name, description)
     return reply(200, "Model description updated", model=name, description=record.description)
 
 
@@ -140,17 +136,13 @@ async def upload(request: web.Request) -> web.Response:
         model = await mesh.inspector.inspect(spooled.path, sha256=spooled.sha256, size=spooled.size)
         if settings is not None:
             settings.check_batchable(model.signature)
-        record, version = await mesh.registry.add_version(
+        record, version = await mesh.admin.upload(
             name,
             model,
             description=form.fields.get("model_description"),
             filename=spooled.filename or f"{name}.onnx",
             settings=settings,
         )
-    await mesh.changed()
-    await mesh.publish_event(ModelEvent.UPLOADED, name, version)
-    if record.default_version == version:
-        await mesh.publish_event(ModelEvent.DEFAULT_CHANGED, name, version)
     return reply(
         201,
         f"Model {name} version {version} uploaded",
@@ -168,18 +160,12 @@ async def delete(request: web.Request) -> web.Response:
     mesh = mesh_of(request)
     if raw.endswith(":all"):
         name = parse_model_name(raw[: -len(":all")])
-        gone = await mesh.registry.delete_model(name)
-        await mesh.changed()
-        await mesh.publish_event(ModelEvent.DELETED, name, None)
+        gone = await mesh.admin.delete_model(name)
         return reply(
             200, f"Model {name} deleted", model=name, deleted_versions=sorted(gone.versions)
         )
     ref = ModelRef.parse(raw)
-    record, deleted = await mesh.registry.delete_version(ref.name, ref.version)
-    await mesh.changed()
-    await mesh.publish_event(ModelEvent.DELETED, ref.name, deleted)
-    if record is not None and record.default_version != deleted:
-        await mesh.publish_event(ModelEvent.DEFAULT_CHANGED, ref.name, record.default_version)
+    record, deleted = await mesh.admin.delete_version(ref.name, ref.version)
     return reply(
         200,
         f"Model {ref.name} version {deleted} deleted",
@@ -198,10 +184,7 @@ async def set_default(request: web.Request) -> web.Response:
     version = body["default"]
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise UnprocessableError("Default value must be a positive integer")
-    mesh = mesh_of(request)
-    record = await mesh.registry.set_default(name, version)
-    await mesh.changed()
-    await mesh.publish_event(ModelEvent.DEFAULT_CHANGED, name, version)
+    record = await mesh_of(request).admin.set_default(name, version)
     return reply(
         200,
         f"Model {name} default version is {version}",
@@ -221,10 +204,7 @@ async def put_settings(request: web.Request) -> web.Response:
     name = model_name(request)
     body = json_object(await json_body(request), '{"max_batch_size": 8, "max_queue_delay_us": 500}')
     settings = ModelSettings.from_dict(body)
-    mesh = mesh_of(request)
-    record = await mesh.registry.set_settings(name, settings)
-    await mesh.changed()
-    await mesh.publish_event(ModelEvent.SETTINGS_CHANGED, name, None)
+    record = await mesh_of(request).admin.set_settings(name, settings)
     return reply(
         200, f"Model {name} settings updated", model=name, settings=record.settings.to_dict()
     )

@@ -9,6 +9,7 @@ from importlib.resources import files
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.config import WHO
 from gateway.envelope import reply
 from gateway.event_feeds import EVENT_FEEDS
 from gateway.http_metrics import HTTP_METRICS
@@ -41,7 +42,7 @@ SECURITY_HEADERS = {
 
 
 async def get_cluster(request: web.Request) -> web.Response:
-    status = await cluster_status(mesh_of(request).nc)
+    status = await cluster_status(mesh_of(request).nc, who=WHO)
     return reply(200, node=status.node, at=status.at, nodes=status.nodes, models=status.models)
 
 

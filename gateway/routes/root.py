@@ -14,6 +14,9 @@ from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError
 
+MAX_ITEM_DEPTH = 64
+"""Items travel in msgpack and come back in the JSON answer, whose encoders stop at a few
+hundred levels; a bound well below theirs keeps any accepted item renderable."""
 WELCOME = (
     "Greetings from MLBuffet - Inferrer, the Machine Learning model server. "
     "For more information, visit /help"
@@ -48,6 +51,8 @@ async def send_to_modelhost(request: web.Request) -> web.Response:
     mesh = mesh_of(request)
     if len(items) > mesh.config.max_echo_items:
         raise UnprocessableError(f"at most {mesh.config.max_echo_items} test items at once")
+    if not all(_nested_within(item, MAX_ITEM_DEPTH) for item in items):
+        raise UnprocessableError(f"test items may be nested at most {MAX_ITEM_DEPTH} deep")
     answers = await asyncio.gather(*(mesh.echo(item) for item in items), return_exceptions=True)
     failures = [a for a in answers if isinstance(a, BaseException)]
     if items and len(failures) == len(items):
@@ -62,6 +67,19 @@ async def send_to_modelhost(request: web.Request) -> web.Response:
             results.append({"data": item, "node": answer.node})
     nodes = Counter(r["node"] for r in results if "node" in r)
     return reply(200, results=results, nodes=dict(nodes))
+
+
+def _nested_within(value: Any, limit: int) -> bool:
+    """Whether lists and objects in `value` nest at most `limit` deep (no recursion of our own)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | dict):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 ROUTES = (

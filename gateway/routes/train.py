@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.config import WHO
 from gateway.envelope import reply
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
@@ -20,7 +21,7 @@ from mlbuffet.apikeys import Scope
 from mlbuffet.protocol.errors import BadRequestError, UnprocessableError
 from mlbuffet.protocol.jobs import TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_train_target
-from mlbuffet.training import log_lines, new_job_id, submit_job
+from mlbuffet.training import checked_timeout, log_lines, new_job_id, submit_job
 from mlbuffet.training.job_view import job_view
 
 REQUIRED_FILES = ("script", "requirements", "dataset")
@@ -52,9 +53,7 @@ def _timeout(raw: str | None) -> float | None:
         value = float(raw)
     except ValueError:
         raise UnprocessableError(f"timeout must be a number of seconds, not {raw!r}") from None
-    if not value > 0:
-        raise UnprocessableError("timeout must be a positive number of seconds")
-    return value
+    return checked_timeout(value)
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -90,7 +89,7 @@ async def submit(request: web.Request) -> web.Response:
             timeout_s=_timeout(form.fields.get("timeout")),
         )
         files = {names[field]: spooled.path for field, spooled in form.files.items()}
-        accepted = await submit_job(mesh.nc, jobs_of(request), spec, files)
+        accepted = await submit_job(mesh.nc, jobs_of(request), spec, files, who=WHO)
     return reply(
         202,
         f"Training job {accepted.job} for model {model} accepted",

@@ -75,9 +75,7 @@ async def index(request: web.Request) -> web.Response:
 async def _set_serving(request: web.Request, serving: bool) -> str:
     name = parse_model_name(request.match_info["model"])
     await json_body(request, required=False)  # parameters (Triton's config overrides) are ignored
-    mesh = mesh_of(request)
-    await mesh.registry.set_serving(name, serving)
-    await mesh.changed()
+    await mesh_of(request).admin.set_serving(name, serving)
     return name
 
 

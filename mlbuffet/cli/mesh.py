@@ -27,7 +27,6 @@ from mlbuffet.cli.process import ChildExitedError, ChildProcess, ChildSpec, Cons
 from mlbuffet.cli.sample_models import (
     LoadTracker,
     SampleError,
-    models_in_ready_line,
     register_samples,
 )
 from mlbuffet.cli.supervisor import RestartPolicy, Supervisor, stop_in_order
@@ -38,12 +37,14 @@ from mlbuffet.natsd.server import NatsServerConfig, NatsServerError, check_port_
 from mlbuffet.natsd.users import GeneratedCredentials
 from mlbuffet.registry import Registry
 from mlbuffet.roles.node_ids import stable_node_id
+from mlbuffet.roles.ready_lines import (
+    GATEWAY_READY,
+    METRICS_READY,
+    MODELHOST_READY,
+    TRAINER_READY,
+    models_in_ready_line,
+)
 from mlbuffet.roles.runner import StartupError
-
-GATEWAY_READY = re.compile(r"^gateway (\S+) listening on (http://\S+)$")
-MODELHOST_READY = re.compile(r"^modelhost (\S+) ready, serving (.*)$")
-METRICS_READY = re.compile(r"^metrics (\S+) ready, prometheus on (http://\S+)$")
-TRAINER_READY = re.compile(r"^trainer (\S+) ready, backend (\w+)")
 
 STOP_GRACE_S = 5.0
 """How much longer than the children's drain timeout `up` waits before it kills them."""

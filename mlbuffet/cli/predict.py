@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,7 +11,9 @@ from typing import Any
 from mlbuffet.cli.output import compact, emit
 from mlbuffet.cli.remote import Command, add_remote_arguments, command_main
 from mlbuffet.cli.transport import PredictInput, Transport
+from mlbuffet.codecs.json_input import read_json
 from mlbuffet.config import default_environ
+from mlbuffet.protocol.errors import BadRequestError
 
 PREPROCESSING = ("raw", "unit", "imagenet")
 """As mlbuffet.codecs.images.PREPROCESSING; spelled here so --help needs no pillow."""
@@ -53,9 +54,9 @@ def read_input(args: argparse.Namespace) -> PredictInput:
     if args.values is not None:
         raw = sys.stdin.read() if args.values == "-" else args.values
         try:
-            return PredictInput(values=json.loads(raw))
-        except ValueError as exc:
-            raise ValueError(f"--values is not valid JSON ({exc})") from None
+            return PredictInput(values=read_json(raw, "--values"))
+        except BadRequestError as exc:
+            raise ValueError(exc.message) from None
     if args.image is not None:
         if not args.image.is_file():
             raise ValueError(f"--image {args.image}: no such file")

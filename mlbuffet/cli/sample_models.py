@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -25,8 +24,6 @@ from mlbuffet.registry import ModelInspector, Registry
 from mlbuffet.samples import SAMPLES, sample_path
 
 log = logging.getLogger(__name__)
-
-_SERVED = re.compile(r"([A-Za-z0-9_-]+):\d+")
 
 
 class SampleError(RuntimeError):
@@ -55,11 +52,6 @@ async def register_samples(registry: Registry) -> list[str]:
     finally:
         inspector.close()
     return [sample.name for sample in SAMPLES]
-
-
-def models_in_ready_line(served: str) -> set[str]:
-    """The model names of a modelhost's ready line tail: `diabetes:1, iris:1` or `no models yet`."""
-    return set(_SERVED.findall(served))
 
 
 class LoadTracker:

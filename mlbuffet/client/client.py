@@ -32,16 +32,15 @@ from mlbuffet.client.training import ExtraFile, FileInput, stage_files
 from mlbuffet.config import DEFAULT_NATS_URL, NatsConfig, split_urls
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
+from mlbuffet.mesh.errors import from_nats
 from mlbuffet.mesh.hedging import HedgeConfig, Hedging
 from mlbuffet.mesh.placement import Placer
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     ServiceUnavailableError,
-    UnprocessableError,
     UnsupportedMediaTypeError,
 )
-from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.inference import InferRequest, InferResponse
 from mlbuffet.protocol.jobs import JobRecord, TrainJob
 from mlbuffet.protocol.names import (
@@ -52,10 +51,10 @@ from mlbuffet.protocol.names import (
 )
 from mlbuffet.protocol.records import ModelRecord, VersionRecord
 from mlbuffet.protocol.wire import pack, unpack
-from mlbuffet.registry import Registry
+from mlbuffet.registry import Registry, RegistryAdmin
 from mlbuffet.registry.check_file import inspect_in_subprocess
 from mlbuffet.roles.node_ids import new_node_id
-from mlbuffet.training import JobStore, log_lines, new_job_id, submit_job
+from mlbuffet.training import JobStore, checked_timeout, log_lines, new_job_id, submit_job
 
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of a request that brings none, as the gateway's --request-timeout."""
@@ -75,7 +74,7 @@ async def _mapped() -> AsyncIterator[None]:
     try:
         yield
     except Exception as exc:
-        error = nats_request.mesh_error(exc, WHO)
+        error = from_nats(exc, WHO)
         if error is None or error is exc:
             raise
         raise error from None
@@ -249,6 +248,10 @@ class Client:
                     self._registry, _ = await Registry.open(self.nc.jetstream())
             return self._registry
 
+    async def _admin(self) -> RegistryAdmin:
+        """Model changes, announced with the same events as the gateway's."""
+        return RegistryAdmin(await self.registry(), self.nc, self.node_id, WHO)
+
     async def models(self) -> list[ModelRecord]:
         """Every model, sorted by name."""
         registry = await self.registry()
@@ -275,7 +278,7 @@ class Client:
         gateway does: one that does not load is an UnprocessableError (422).
         """
         name = parse_model_name(name)
-        registry = await self.registry()
+        admin = await self._admin()
         with tempfile.TemporaryDirectory(prefix="mlbuffet-client-") as folder:
             if isinstance(model, bytes):
                 path = Path(folder) / "model.onnx"
@@ -289,17 +292,13 @@ class Client:
                         f"{path.name!r}: only ONNX models (.onnx) can be uploaded"
                     )
             checked = await inspect_in_subprocess(path)
-            async with _mapped():
-                record, version = await registry.add_version(
-                    name,
-                    checked,
-                    description=description,
-                    filename=filename,
-                    make_default=make_default,
-                )
-        await self._publish(ModelEvent.UPLOADED, name, version)
-        if record.default_version == version:
-            await self._publish(ModelEvent.DEFAULT_CHANGED, name, version)
+            record, version = await admin.upload(
+                name,
+                checked,
+                description=description,
+                filename=filename,
+                make_default=make_default,
+            )
         added = record.versions[version]
         return Uploaded(name, version, record.default_version, added.sha256, added.size)
 
@@ -309,18 +308,12 @@ class Client:
         Deleting the default moves it to the newest remaining version, as over REST.
         """
         name = parse_model_name(name)
-        registry = await self.registry()
+        admin = await self._admin()
         if version == "all":
-            async with _mapped():
-                gone = await registry.delete_model(name)
-            await self._publish(ModelEvent.DELETED, name, None)
+            gone = await admin.delete_model(name)
             return Deleted(name, tuple(sorted(gone.versions)), None, ())
         pinned = None if version is None else parse_version(version)
-        async with _mapped():
-            record, deleted = await registry.delete_version(name, pinned)
-        await self._publish(ModelEvent.DELETED, name, deleted)
-        if record is not None and record.default_version != deleted:
-            await self._publish(ModelEvent.DEFAULT_CHANGED, name, record.default_version)
+        record, deleted = await admin.delete_version(name, pinned)
         return Deleted(
             name,
             (deleted,),
@@ -330,19 +323,11 @@ class Client:
 
     async def set_default(self, name: str, version: int) -> ModelRecord:
         name = parse_model_name(name)
-        registry = await self.registry()
-        async with _mapped():
-            record = await registry.set_default(name, parse_version(version))
-        await self._publish(ModelEvent.DEFAULT_CHANGED, name, record.default_version)
-        return record
+        return await (await self._admin()).set_default(name, parse_version(version))
 
     async def set_description(self, name: str, description: str) -> ModelRecord:
         name = parse_model_name(name)
-        registry = await self.registry()
-        async with _mapped():
-            record = await registry.set_description(name, description)
-        await self._publish(ModelEvent.DESCRIPTION_CHANGED, name, None)
-        return record
+        return await (await self._admin()).set_description(name, description)
 
     async def download(self, name: str, version: int | None = None) -> bytes:
         """The ONNX file of a version (None: the default) as uploaded."""
@@ -392,8 +377,7 @@ class Client:
         default). ServiceUnavailableError (503) if no trainer runs.
         """
         name, output = parse_train_target(model, output_file)
-        if timeout is not None and not timeout > 0:
-            raise UnprocessableError("timeout must be a positive number of seconds")
+        checked_timeout(timeout)
         store = await self.job_store()
         with tempfile.TemporaryDirectory(prefix="mlbuffet-train-") as folder:
             staged = await asyncio.to_thread(
@@ -411,7 +395,7 @@ class Client:
                 timeout_s=timeout,
             )
             async with _mapped():
-                accepted = await submit_job(self.nc, store, spec, staged.paths)
+                accepted = await submit_job(self.nc, store, spec, staged.paths, who=WHO)
         return accepted.job
 
     async def job(self, job_id: str) -> JobRecord:
@@ -466,10 +450,6 @@ class Client:
     def events(self, models: Sequence[str] | None = None) -> EventStream:
         """Events of the mesh (all, or of these models): `async with` it, then `async for`."""
         return EventStream(self.nc, models)
-
-    async def _publish(self, event: str, model: str, version: int | None) -> None:
-        """Tell the cluster what this client changed, as the gateway does; best effort."""
-        await nats_request.publish_model_event(self.nc, self.node_id, event, model, version)
 
     def __repr__(self) -> str:
         return f"Client(node_id={self.node_id!r}, servers={self.nc.servers!r})"

@@ -28,7 +28,11 @@ def input_tensors(inputs: Mapping[str, Any]) -> tuple[Tensor, ...]:
     for name, value in inputs.items():
         if not isinstance(name, str):
             raise UnprocessableError(f"input names are strings, not {type(name).__name__}")
-        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        try:
+            array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            # Ragged lists, nesting deeper than numpy's 64 dimensions.
+            raise UnprocessableError(f"input {name!r} is not an array: {exc}") from None
         if array.dtype.kind == "U":
             array = array.astype(object)
         datatype, shape, data = tensors.encode_array(array)

@@ -2,7 +2,8 @@
 
 The original API takes `{"values": [...]}`: one row (`[2, 5, 1, 4]`), a batch
 (`[[...], [...]]`), nested lists for N-d inputs, or a map of input names for
-models with several inputs. A row without its batch dimension gets one.
+models with several inputs. A row without its batch dimension gets one. A null
+is a missing value: NaN in a floating-point input, refused in any other.
 """
 
 from __future__ import annotations
@@ -19,10 +20,6 @@ from mlbuffet.protocol.inference import Tensor
 from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec
 
 
-def describe(spec: TensorSpec) -> str:
-    return f"{spec.name} ({spec.datatype} {list(spec.shape)})"
-
-
 def arrays_from_values(values: Any, signature: Signature) -> dict[str, npt.NDArray[Any]]:
     """The input arrays by name, typed and shaped; UnprocessableError names what does not fit."""
     specs = signature.inputs
@@ -32,9 +29,9 @@ def arrays_from_values(values: Any, signature: Signature) -> dict[str, npt.NDArr
         if unknown:
             raise UnprocessableError(
                 f"unknown input {', '.join(map(repr, unknown))}; the model takes "
-                + ", ".join(describe(s) for s in specs)
+                + ", ".join(s.describe() for s in specs)
             )
-        missing = [describe(s) for s in specs if s.name not in values]
+        missing = [s.describe() for s in specs if s.name not in values]
         if missing:
             raise UnprocessableError("missing input " + ", ".join(missing))
         given = dict(values)
@@ -43,7 +40,7 @@ def arrays_from_values(values: Any, signature: Signature) -> dict[str, npt.NDArr
     else:
         raise UnprocessableError(
             f"the model takes {len(specs)} inputs; give values as a map of input names: "
-            + ", ".join(describe(s) for s in specs)
+            + ", ".join(s.describe() for s in specs)
         )
     return {spec.name: shaped(array_from_values(given[spec.name], spec), spec) for spec in specs}
 
@@ -56,10 +53,6 @@ def tensors_from_values(values: Any, signature: Signature) -> tuple[Tensor, ...]
             signature.inputs, arrays_from_values(values, signature).values(), strict=True
         )
     )
-
-
-def tensor_from_values(raw: Any, spec: TensorSpec) -> Tensor:
-    return _tensor(spec, shaped(array_from_values(raw, spec), spec))
 
 
 def _tensor(spec: TensorSpec, array: npt.NDArray[Any]) -> Tensor:
@@ -141,6 +134,8 @@ def _rectangular(raw: Any, spec: TensorSpec, dtype: Any = None) -> npt.NDArray[A
         array = np.array(raw, dtype=dtype)
     except (ValueError, TypeError, OverflowError):
         array = None
+    if array is not None and dtype is None and array.dtype == object:
+        array = _with_missing_values(raw, array, spec)
     if array is None or (dtype is None and array.dtype == object):
         raise UnprocessableError(
             f"input {spec.name!r}: values must be a rectangular array of numbers "
@@ -151,6 +146,30 @@ def _rectangular(raw: Any, spec: TensorSpec, dtype: Any = None) -> npt.NDArray[A
         if any(isinstance(v, list) for v in array.flat):
             raise UnprocessableError(f"input {spec.name!r}: values must be a rectangular array")
     return array
+
+
+def _with_missing_values(
+    raw: Any, array: npt.NDArray[Any], spec: TensorSpec
+) -> npt.NDArray[Any] | None:
+    """Numbers with nulls: NaN where a null is, for floating-point inputs only.
+
+    JSON has no NaN; null is how a missing value is written (and how outputs show
+    NaN). Only lists that hold nulls come here, off the fast path. None: not numbers.
+    """
+    leaves = list(array.flat)
+    if not any(v is None for v in leaves):
+        return None
+    if tensors.DTYPES.get(spec.datatype, np.dtype(object)).kind != "f":
+        raise UnprocessableError(
+            f"input {spec.name!r} is {spec.datatype}: null (a missing value, NaN) is only "
+            "for floating-point inputs"
+        )
+    if not all(v is None or type(v) in (int, float) for v in leaves):
+        return None
+    try:
+        return np.array(raw, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
 
 
 def shaped(array: npt.NDArray[Any], spec: TensorSpec) -> npt.NDArray[Any]:

@@ -1,9 +1,8 @@
-"""One NATS request/reply with a deadline, NATS failures as MLBuffet errors, model events.
+"""One NATS request/reply with a deadline, its NATS failures mapped by mesh/errors.py.
 
 The gateway and the Python client both call the mesh this way, so a program
 that talks NATS directly sees the same error types (and statuses) as a REST
-caller: no responders is 503, no answer in time is 504, a lost connection 503;
-and a change made through either is announced with the same event.
+caller: no responders is 503, no answer in time is 504, a lost connection 503.
 """
 
 from __future__ import annotations
@@ -19,19 +18,19 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from mlbuffet.mesh.errors import (
+    check_payload,
+    from_nats,
+)
 from mlbuffet.mesh.hedging import Hedging
 from mlbuffet.mesh.reply_inbox import ReplyInbox, is_no_responders
-from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
     MLBuffetError,
     ModelNotReadyError,
-    PayloadTooLargeError,
-    ServiceUnavailableError,
 )
-from mlbuffet.protocol.events import ModelEvent
-from mlbuffet.protocol.headers import Header
-from mlbuffet.protocol.wire import error_status, pack
+from mlbuffet.protocol.headers import deadline_header
+from mlbuffet.protocol.wire import error_status
 
 log = logging.getLogger(__name__)
 
@@ -48,38 +47,11 @@ Place = Callable[[float], Awaitable[object]]
 
 SERVICE_UNAVAILABLE = HTTPStatus.SERVICE_UNAVAILABLE.value
 
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.ConnectionDrainingError,
-    nats.errors.OutboundBufferLimitError,
-    nats.errors.StaleConnectionError,
-    nats.errors.NoServersError,
-)
-
-
-def deadline_header(deadline: float) -> dict[str, str]:
-    """The Mlbuffet-Deadline header of a request due at `deadline` (Unix time, seconds)."""
-    return {Header.DEADLINE.value: str(int(deadline * 1000))}
-
-
-def lost_connection(who: str) -> ServiceUnavailableError:
-    return ServiceUnavailableError(f"{who} has lost its NATS connection; retry")
-
 
 def no_modelhost() -> ModelNotReadyError:
     return ModelNotReadyError(
         "no modelhost serves this model right now; start one, or check that one can load it"
     )
-
-
-def check_payload(nc: Client, payload: bytes) -> None:
-    """413 before sending what the server would refuse (and the request would hang on)."""
-    if len(payload) > nc.max_payload:
-        raise PayloadTooLargeError(
-            f"the request is {len(payload)} bytes encoded, over the NATS limit of "
-            f"{nc.max_payload}; send a smaller batch"
-        )
 
 
 async def request(
@@ -127,13 +99,34 @@ async def request(
             return msg.data
         except nats.errors.NoRespondersError:
             wait = await waiting.next_wait(timeout)
-        except nats.errors.TimeoutError:
-            raise DeadlineExceededError(
-                f"no answer from a modelhost within {timeout:.1f} s"
-            ) from None
-        except CONNECTION_ERRORS:
-            raise lost_connection(who) from None
+        except nats.errors.Error as exc:
+            silence = DeadlineExceededError(f"no answer from a modelhost within {timeout:.1f} s")
+            raise from_nats(exc, who, timed_out=silence) or exc from None
         await asyncio.sleep(wait)
+
+
+async def request_once(
+    nc: Client,
+    subject: str,
+    payload: bytes,
+    timeout_s: float,
+    *,
+    who: str,
+    no_responders: MLBuffetError,
+    timed_out: MLBuffetError,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """One request/reply, never retried, its NATS failures mapped (mlbuffet.mesh.errors).
+
+    For a service that runs or does not (the metrics actor, a trainer) and for a
+    readiness probe: `no_responders` and `timed_out` say what did not answer.
+    """
+    try:
+        msg = await nc.request(subject, payload, timeout=timeout_s, headers=headers)
+    except nats.errors.Error as exc:
+        error = from_nats(exc, who, no_responders=no_responders, timed_out=timed_out)
+        raise error or exc from None
+    return msg.data
 
 
 class NoRespondersWait:
@@ -321,8 +314,8 @@ class HedgedRequest:
     async def _send(self, now: float) -> str:
         try:
             token = await self.inbox.send(self, self.subject, self.payload, self.headers)
-        except CONNECTION_ERRORS:
-            raise lost_connection(self.who) from None
+        except nats.errors.Error as exc:
+            raise from_nats(exc, self.who) or exc from None
         self.outstanding[token] = now
         self.last_sent = now
         self._plan(Send.HEDGE, now + self.tracker.delay_s)
@@ -394,27 +387,3 @@ class HedgedRequest:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def mesh_error(exc: BaseException, who: str) -> MLBuffetError | None:
-    """The MLBuffet error for a NATS failure outside a request (a registry read, a publish)."""
-    if isinstance(exc, MLBuffetError):
-        return exc
-    if isinstance(exc, nats.errors.TimeoutError | asyncio.TimeoutError):
-        return DeadlineExceededError("NATS did not answer in time")
-    if isinstance(exc, CONNECTION_ERRORS):
-        return lost_connection(who)
-    if isinstance(exc, nats.errors.NoRespondersError):
-        return ServiceUnavailableError("JetStream is not available on this NATS server")
-    return None
-
-
-async def publish_model_event(
-    nc: Client, node: str, event: str, model: str, version: int | None
-) -> None:
-    """Tell the cluster what `node` changed; best effort: it never fails the change it reports."""
-    message = ModelEvent(event=event, model=model, version=version, node=node, at=time.time())
-    try:
-        await nc.publish(subjects.model_events(model), pack(message))
-    except Exception:
-        log.warning("could not publish the %s event of %s", event, model, exc_info=True)

@@ -1,24 +1,72 @@
-"""Reading the bucket histograms nodes send in their heartbeats: merge, count, quantiles.
+"""The bucket histograms nodes keep and send in their heartbeats: record, merge, quantiles.
 
 A histogram on the wire is `{"bounds": [...], "counts": [...], "sum", "count"}`
-with one count per bucket (not cumulative) and a last +Inf bucket, as
-actors/modelhost/stats.py keeps them. Histograms with the same bounds add up
-exactly, so the cluster view merges nodes and versions without loss.
+with one count per bucket (not cumulative) and a last +Inf bucket. Buckets are
+fixed, as Prometheus keeps them: cheap to record (one bisect), and histograms
+with the same bounds add up exactly, so the cluster view merges nodes and
+versions without loss. The bucket lists every node uses are here too.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+SECONDS_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+"""Upper bounds of a modelhost's time histograms, in seconds; a last bucket (+Inf) follows."""
+
+HTTP_SECONDS_BUCKETS: tuple[float, ...] = (*SECONDS_BUCKETS[3:], 30.0)
+"""Upper bounds of the gateway's HTTP durations: no HTTP answer takes under a millisecond,
+and one may take the whole 30 s request timeout."""
+
+BATCH_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
+"""Upper bounds of the batch-size histogram; a last bucket (+Inf) follows."""
 
 
 @dataclass(slots=True)
 class BucketHistogram:
     bounds: tuple[float, ...] = ()
     counts: list[int] = field(default_factory=list)
+    """One count per bucket, not cumulative; len(bounds) + 1 (the last is +Inf)."""
     sum: float = 0.0
     count: int = 0
+
+    def __post_init__(self) -> None:
+        # No bounds yet is the empty sum that `add` takes its bounds from.
+        if self.bounds and not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "bounds": list(self.bounds),
+            "counts": list(self.counts),
+            "sum": self.sum,
+            "count": self.count,
+        }
 
     @classmethod
     def from_wire(cls, raw: Any) -> BucketHistogram | None:

@@ -20,7 +20,7 @@ from mlbuffet.protocol.errors import (
     UnsupportedMediaTypeError,
     error_for_status,
 )
-from mlbuffet.protocol.events import ModelEvent
+from mlbuffet.protocol.events import ModelEvent, ModelEventKind, NodeEventKind
 from mlbuffet.protocol.headers import Header
 from mlbuffet.protocol.inference import (
     EchoReply,
@@ -50,11 +50,13 @@ __all__ = [
     "InternalError",
     "MLBuffetError",
     "ModelEvent",
+    "ModelEventKind",
     "ModelNotFoundError",
     "ModelNotReadyError",
     "ModelRecord",
     "ModelRef",
     "ModelTooLargeError",
+    "NodeEventKind",
     "ObjectOutput",
     "Output",
     "OverloadedError",

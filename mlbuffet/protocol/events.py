@@ -5,9 +5,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from mlbuffet.protocol.fields import check_type, optional_field, required_field
+from mlbuffet.protocol.fields import check_type, enum_field, optional_field, required_field
+
+
+class ModelEventKind(str, Enum):
+    """What happened to a model; the values are the wire's `event` field."""
+
+    UPLOADED = "uploaded"
+    DEFAULT_CHANGED = "default-changed"
+    DESCRIPTION_CHANGED = "description-changed"
+    SETTINGS_CHANGED = "settings-changed"
+    DELETED = "deleted"
+    LOADED = "loaded"
+    """A modelhost serves it now."""
+    UNLOADED = "unloaded"
+    EVICTED = "evicted"
+    """A modelhost gave the model up to stay within its memory budget (`reason` says why)."""
+    REFUSED = "refused"
+    """A modelhost could not hold the model: larger than its whole memory budget."""
+
+
+class NodeEventKind(str, Enum):
+    """What the metrics actor saw of a node; the values are the wire's `event` field."""
+
+    UP = "up"
+    DOWN = "down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,19 +41,18 @@ class ModelEvent:
 
     TYPE = "mlbuffet.model_event.v1"
 
-    UPLOADED = "uploaded"
-    DEFAULT_CHANGED = "default-changed"
-    DESCRIPTION_CHANGED = "description-changed"
-    SETTINGS_CHANGED = "settings-changed"
-    DELETED = "deleted"
-    LOADED = "loaded"
-    UNLOADED = "unloaded"
-    EVICTED = "evicted"
-    """A modelhost gave the model up to stay within its memory budget (`reason` says why)."""
-    REFUSED = "refused"
-    """A modelhost could not hold the model: larger than its whole memory budget."""
+    # The kinds under the message's own name too, as publishers have always spelled them.
+    UPLOADED = ModelEventKind.UPLOADED
+    DEFAULT_CHANGED = ModelEventKind.DEFAULT_CHANGED
+    DESCRIPTION_CHANGED = ModelEventKind.DESCRIPTION_CHANGED
+    SETTINGS_CHANGED = ModelEventKind.SETTINGS_CHANGED
+    DELETED = ModelEventKind.DELETED
+    LOADED = ModelEventKind.LOADED
+    UNLOADED = ModelEventKind.UNLOADED
+    EVICTED = ModelEventKind.EVICTED
+    REFUSED = ModelEventKind.REFUSED
 
-    event: str
+    event: ModelEventKind
     model: str
     version: int | None
     node: str
@@ -40,7 +64,7 @@ class ModelEvent:
     def to_dict(self) -> dict[str, Any]:
         document = {
             "type": self.TYPE,
-            "event": self.event,
+            "event": ModelEventKind(self.event).value,
             "model": self.model,
             "version": self.version,
             "node": self.node,
@@ -55,7 +79,7 @@ class ModelEvent:
         check_type(raw, cls.TYPE)
         what = "model event"
         return cls(
-            event=required_field(raw, "event", str, what),
+            event=enum_field(raw, "event", ModelEventKind, what, "model event"),
             model=required_field(raw, "model", str, what),
             version=optional_field(raw, "version", int, what),
             node=required_field(raw, "node", str, what),
@@ -70,10 +94,10 @@ class NodeEvent:
 
     TYPE = "mlbuffet.node_event.v1"
 
-    UP = "up"
-    DOWN = "down"
+    UP = NodeEventKind.UP
+    DOWN = NodeEventKind.DOWN
 
-    event: str
+    event: NodeEventKind
     node: str
     role: str
     at: float
@@ -84,7 +108,7 @@ class NodeEvent:
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": self.TYPE,
-            "event": self.event,
+            "event": NodeEventKind(self.event).value,
             "node": self.node,
             "role": self.role,
             "at": self.at,
@@ -96,7 +120,7 @@ class NodeEvent:
         check_type(raw, cls.TYPE)
         what = "node event"
         return cls(
-            event=required_field(raw, "event", str, what),
+            event=enum_field(raw, "event", NodeEventKind, what, "node event"),
             node=required_field(raw, "node", str, what),
             role=required_field(raw, "role", str, what),
             at=float(required_field(raw, "at", (int, float), what)),

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any, TypeVar
 
 from mlbuffet.protocol.errors import BadRequestError
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=Enum)
 
 
 def required_field(
@@ -56,3 +58,12 @@ def string_list(raw: Mapping[str, Any], name: str, what: str) -> tuple[str, ...]
 def optional_number(raw: Mapping[str, Any], name: str, what: str) -> float | None:
     value = optional_field(raw, name, (int, float), what)
     return None if value is None else float(value)
+
+
+def enum_field(raw: Mapping[str, Any], name: str, kind: type[_E], what: str, called: str) -> _E:
+    """A string field that must be one of `kind`'s values; `called` names one ("job state")."""
+    value = required_field(raw, name, str, what)
+    try:
+        return kind(value)
+    except ValueError:
+        raise BadRequestError(f"unknown {called} {value!r} in a {what}") from None

@@ -1,7 +1,12 @@
-"""NATS header names carried by MLBuffet messages."""
+"""NATS header names carried by MLBuffet messages, and the deadline header's format.
+
+The deadline is written by whoever sends a request (gateway, client) and read
+by the modelhost; its format lives here once so that the two cannot drift.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 
 
@@ -14,10 +19,27 @@ class Header(str, Enum):
     one cluster are expected to keep their clocks in step (NTP).
     """
 
-    REQUEST_ID = "Mlbuffet-Request-Id"
-    """Optional caller-chosen id, echoed in logs for tracing one request."""
-
     PROBE = "Mlbuffet-Probe"
     """On an inference subject: "is this model (version) ready?". A modelhost that
     serves it (loading a pinned version first) answers an InferResponse with no
     outputs, and runs nothing; no responders means no host is ready."""
+
+
+def deadline_header(deadline: float) -> dict[str, str]:
+    """The Mlbuffet-Deadline header of a request due at `deadline` (Unix time, seconds)."""
+    return {Header.DEADLINE.value: str(int(deadline * 1000))}
+
+
+def deadline_ms(headers: Mapping[str, str] | None) -> int | None:
+    """The deadline a message carries (Unix time, milliseconds), or None.
+
+    A malformed value counts as no deadline: the request is served rather than
+    dropped for a header its caller got wrong.
+    """
+    raw = (headers or {}).get(Header.DEADLINE.value)
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None

@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.fields import (
     check_type,
+    enum_field,
     optional_field,
     optional_number,
     required_field,
@@ -40,6 +40,13 @@ class JobState(str, Enum):
     def active(self) -> bool:
         """A trainer holds the job (it has claimed it and not finished it)."""
         return self in _ACTIVE
+
+
+class JobEventKind(str, Enum):
+    """What a JobEvent carries: the job's new record, or lines of its log."""
+
+    STATE = "state"
+    LOG = "log"
 
 
 _FINISHED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
@@ -130,16 +137,9 @@ class TrainAccepted:
         what = "accepted job"
         return cls(
             job=required_field(raw, "job", str, what),
-            state=_job_state(required_field(raw, "state", str, what)),
+            state=enum_field(raw, "state", JobState, what, "job state"),
             node=required_field(raw, "node", str, what),
         )
-
-
-def _job_state(raw: str) -> JobState:
-    try:
-        return JobState(raw)
-    except ValueError:
-        raise BadRequestError(f"unknown job state {raw!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,7 @@ class JobRecord:
         spec = required_field(raw, "spec", dict, what)
         return cls(
             spec=TrainJob.from_dict(spec),
-            state=_job_state(required_field(raw, "state", str, what)),
+            state=enum_field(raw, "state", JobState, what, "job state"),
             submitted_at=float(required_field(raw, "submitted_at", (int, float), what)),
             updated_at=float(required_field(raw, "updated_at", (int, float), what)),
             accepted_by=required_field(raw, "accepted_by", str, what),
@@ -230,11 +230,11 @@ class JobEvent:
 
     TYPE = "mlbuffet.job_event.v1"
 
-    STATE = "state"
-    LOG = "log"
+    STATE = JobEventKind.STATE
+    LOG = JobEventKind.LOG
 
     job: str
-    kind: str
+    kind: JobEventKind
     node: str
     at: float
     record: JobRecord | None = None
@@ -245,7 +245,7 @@ class JobEvent:
         return {
             "type": self.TYPE,
             "job": self.job,
-            "kind": self.kind,
+            "kind": JobEventKind(self.kind).value,
             "node": self.node,
             "at": self.at,
             "record": None if self.record is None else self.record.to_dict(),
@@ -260,7 +260,7 @@ class JobEvent:
         record = optional_field(raw, "record", dict, what)
         return cls(
             job=required_field(raw, "job", str, what),
-            kind=required_field(raw, "kind", str, what),
+            kind=enum_field(raw, "kind", JobEventKind, what, "job event kind"),
             node=required_field(raw, "node", str, what),
             at=float(required_field(raw, "at", (int, float), what)),
             record=None if record is None else JobRecord.from_dict(record),

@@ -30,6 +30,10 @@ class TensorSpec:
     onnx_type: str
     """onnxruntime's own type string, e.g. tensor(float) or seq(map(int64,tensor(float)))."""
 
+    def describe(self) -> str:
+        """How error messages name it, e.g. `x FP32 [-1, 4]`: what the caller should send."""
+        return f"{self.name} {self.datatype} {list(self.shape)}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -135,6 +135,16 @@ def all_heartbeats() -> str:
     return f"{PREFIX}.heartbeat.>"
 
 
+def role_heartbeats(role: str) -> str:
+    """Every heartbeat of one role's nodes (the gateway follows the modelhosts')."""
+    return f"{PREFIX}.heartbeat.{role}.*"
+
+
+def heartbeat_node(subject: str) -> str:
+    """The node id of a heartbeat subject: its last token."""
+    return subject.rsplit(".", 1)[-1]
+
+
 def node_heartbeat_now(node: str) -> str:
     """Request/reply: the node's current Heartbeat at once (its micro service's `heartbeat` endpoint)."""
     return f"{PREFIX}.node.{node}.heartbeat"
@@ -148,6 +158,11 @@ def cluster_status() -> str:
 def service_name(role: str) -> str:
     """The NATS micro service name of a role."""
     return f"{SERVICE_PREFIX}{role}"
+
+
+def service_ping(role: str) -> str:
+    """Every node of a role answers a PING here (NATS micro's discovery, `nats micro ping`)."""
+    return f"$SRV.PING.{service_name(role)}"
 
 
 def file_object(model: str, version: int) -> str:

@@ -1,7 +1,9 @@
 """The model registry in JetStream: records in KV, files in the Object Store."""
 
+from mlbuffet.registry.admin import RegistryAdmin
 from mlbuffet.registry.inspect import ModelInspector, sha256_of, signature_of
-from mlbuffet.registry.store import Entry, ModelFile, Registry
+from mlbuffet.registry.model_file import ModelFile
+from mlbuffet.registry.store import Entry, Registry
 from mlbuffet.registry.view import Listener, RegistryView
 
 __all__ = [
@@ -10,6 +12,7 @@ __all__ = [
     "ModelFile",
     "ModelInspector",
     "Registry",
+    "RegistryAdmin",
     "RegistryView",
     "sha256_of",
     "signature_of",

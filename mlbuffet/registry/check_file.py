@@ -20,7 +20,7 @@ from pathlib import Path
 from mlbuffet.protocol.errors import MLBuffetError, UnprocessableError, error_for_status
 from mlbuffet.protocol.records import Signature
 from mlbuffet.registry.inspect import CHECK_TIMEOUT_S, _check, sha256_of
-from mlbuffet.registry.store import ModelFile
+from mlbuffet.registry.model_file import ModelFile
 
 
 async def inspect_in_subprocess(path: Path) -> ModelFile:

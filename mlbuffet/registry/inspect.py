@@ -23,7 +23,7 @@ from typing import Any
 from mlbuffet.protocol.errors import UnprocessableError
 from mlbuffet.protocol.records import DYNAMIC, Signature, TensorSpec
 from mlbuffet.protocol.tensors import ONNX_TENSOR_TYPES
-from mlbuffet.registry.store import ModelFile
+from mlbuffet.registry.model_file import ModelFile
 
 OBJECT = "OBJECT"
 HASH_CHUNK_BYTES = 1 << 20

@@ -10,163 +10,38 @@ write the same object.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TypeVar
 
-import nats.errors
 import nats.js.errors as js_errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, InternalError, ModelNotFoundError
 from mlbuffet.protocol.names import parse_upload_filename
-from mlbuffet.protocol.records import ModelRecord, ModelSettings, Signature, VersionRecord
+from mlbuffet.protocol.records import ModelRecord, ModelSettings, VersionRecord
+from mlbuffet.registry.buckets import StoreBuckets, open_store_buckets
 from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
+from mlbuffet.registry.model_file import ModelFile
 
 log = logging.getLogger(__name__)
 
-KV_HISTORY = 8
-"""Past revisions kept per model record: enough to see what a bad change replaced."""
-
-
-AUTO_REPLICAS = 3
-"""Copies of each bucket when the cluster has enough JetStream nodes: one node may die."""
-
-JETSTREAM_WAIT_S = 60.0
-"""How long opening the registry waits for a cluster's JetStream to elect its leader.
-
-A cluster whose nodes start together (a Kubernetes StatefulSet, Compose) on a
-loaded machine took over 15 s to elect one; a role that gave up sooner exited
-and was restarted, which works but reads as a crash."""
-
-NO_JETSTREAM_WAIT_S = 5.0
-"""How long "no responders" is waited out: a server without JetStream answers so at once, forever."""
-
-_NOT_CLUSTERED = 10074
-"""JetStream API error: replicas > 1 not supported in non-clustered mode."""
-_INSUFFICIENT_RESOURCES = 10023
-"""JetStream API error: fewer nodes than replicas asked for."""
-
-_B = TypeVar("_B")
-
-
-async def _when_jetstream_answers(operation: Callable[[], Awaitable[_B]]) -> _B:
-    """Run a JetStream API call, waiting (bounded) while the cluster has no JetStream leader.
-
-    A cluster that has just formed, or lost a node, times out or answers
-    "unavailable" until it elects one; that is a wait, not an error.
-    """
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while True:
-        try:
-            return await operation()
-        except (js_errors.ServiceUnavailableError, nats.errors.TimeoutError):
-            if loop.time() > started + JETSTREAM_WAIT_S:
-                raise
-        except nats.errors.NoRespondersError:
-            if loop.time() > started + NO_JETSTREAM_WAIT_S:
-                raise
-        await asyncio.sleep(0.2)
-
-
-async def _create_replicated(
-    create: Callable[[int], Awaitable[_B]], replicas: int, *, fall_back: bool
-) -> _B:
-    """Create a bucket with `replicas` copies, or one if allowed and the cluster is too small."""
-    while True:
-        try:
-            return await _when_jetstream_answers(functools.partial(create, replicas))
-        except js_errors.APIError as exc:
-            if (
-                fall_back
-                and replicas > 1
-                and exc.err_code in (_NOT_CLUSTERED, _INSUFFICIENT_RESOURCES)
-            ):
-                log.info("registry: %s; creating the bucket with 1 replica", exc.description)
-                replicas = 1
-                continue
-            raise
-
-
-async def open_key_value(
-    js: JetStreamContext, config: KeyValueConfig, replicas: int | None
-) -> tuple[KeyValue, bool]:
-    """Open the KV bucket `config.bucket`, creating it if missing; the flag says it was created.
-
-    `replicas=None` creates it with AUTO_REPLICAS copies where the cluster has
-    that many JetStream nodes, one otherwise; an existing bucket keeps its own.
-    """
-    try:
-        return await _when_jetstream_answers(lambda: js.key_value(config.bucket)), False
-    except js_errors.BucketNotFoundError:
-        pass
-    kv = await _create_replicated(
-        lambda n: js.create_key_value(dataclasses.replace(config, replicas=n)),
-        AUTO_REPLICAS if replicas is None else replicas,
-        fall_back=replicas is None,
-    )
-    return kv, True
-
-
-async def open_object_store(
-    js: JetStreamContext, bucket: str, config: ObjectStoreConfig, replicas: int | None
-) -> tuple[ObjectStore, bool]:
-    """Open the Object Store `bucket`, creating it if missing (replicas as in open_key_value)."""
-    try:
-        return await _when_jetstream_answers(lambda: js.object_store(bucket)), False
-    except js_errors.BucketNotFoundError:
-        pass
-    store = await _create_replicated(
-        lambda n: js.create_object_store(bucket, dataclasses.replace(config, replicas=n)),
-        AUTO_REPLICAS if replicas is None else replicas,
-        fall_back=replicas is None,
-    )
-    return store, True
-
-
-async def open_stream(js: JetStreamContext, config: StreamConfig, replicas: int | None) -> bool:
-    """Make sure the stream `config.name` exists (replicas as in open_key_value); True if created."""
-    assert config.name is not None
-    name = config.name
-    try:
-        await _when_jetstream_answers(lambda: js.stream_info(name))
-        return False
-    except js_errors.NotFoundError:
-        pass
-    await _create_replicated(
-        lambda n: js.add_stream(dataclasses.replace(config, num_replicas=n)),
-        AUTO_REPLICAS if replicas is None else replicas,
-        fall_back=replicas is None,
-    )
-    return True
+BUCKETS = StoreBuckets(
+    records=subjects.MODELS_BUCKET,
+    records_description="MLBuffet model records (one JSON document per model)",
+    history=8,  # past revisions of a record: enough to see what a bad change replaced
+    files=subjects.FILES_BUCKET,
+    files_description="MLBuffet model files (<model>/<version>)",
+)
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True, slots=True)
-class ModelFile:
-    """An ONNX file checked by onnxruntime, ready to become a version (see inspect.py)."""
-
-    path: Path
-    sha256: str
-    size: int
-    signature: Signature
-    description: str
-    """The model's own description from its ONNX metadata, often empty."""
-    library: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,29 +63,11 @@ class Registry:
     ) -> tuple[Registry, bool]:
         """Open the buckets, creating them if needed; the flag says whether they were created.
 
-        `replicas=None` creates them with AUTO_REPLICAS copies when the NATS
-        cluster has that many JetStream nodes, and with one otherwise. Buckets
-        that exist keep the replicas they were made with.
+        `replicas=None` creates them with AUTO_REPLICAS copies (registry/buckets.py)
+        when the NATS cluster has that many JetStream nodes, and with one
+        otherwise. Buckets that exist keep the replicas they were made with.
         """
-        kv, kv_created = await open_key_value(
-            js,
-            KeyValueConfig(
-                bucket=subjects.MODELS_BUCKET,
-                description="MLBuffet model records (one JSON document per model)",
-                history=KV_HISTORY,
-                storage=StorageType.FILE,
-            ),
-            replicas,
-        )
-        files, files_created = await open_object_store(
-            js,
-            subjects.FILES_BUCKET,
-            ObjectStoreConfig(
-                description="MLBuffet model files (<model>/<version>)", storage=StorageType.FILE
-            ),
-            replicas,
-        )
-        created = kv_created or files_created
+        kv, files, created = await open_store_buckets(js, BUCKETS, replicas)
         return cls(kv, files), created
 
     # -- reading -------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from mlbuffet.training.logs import job_events, log_lines
 from mlbuffet.training.store import JobEntry, JobNotFoundError, JobStore
-from mlbuffet.training.submit import new_job_id, submit_job
+from mlbuffet.training.submit import checked_timeout, new_job_id, submit_job
 
 __all__ = [
     "JobEntry",
     "JobNotFoundError",
     "JobStore",
+    "checked_timeout",
     "job_events",
     "log_lines",
     "new_job_id",

@@ -19,13 +19,7 @@ from pathlib import Path
 
 import nats.js.errors as js_errors
 from nats.js import JetStreamContext
-from nats.js.api import (
-    DiscardPolicy,
-    KeyValueConfig,
-    ObjectStoreConfig,
-    StorageType,
-    StreamConfig,
-)
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -33,12 +27,18 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, ModelNotFoundError
 from mlbuffet.protocol.jobs import JobEvent, JobRecord, JobState
 from mlbuffet.protocol.wire import pack, unpack
+from mlbuffet.registry.buckets import StoreBuckets, open_store_buckets, open_stream
 from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
-from mlbuffet.registry.store import open_key_value, open_object_store, open_stream
 
 log = logging.getLogger(__name__)
 
-JOBS_HISTORY = 4
+BUCKETS = StoreBuckets(
+    records=subjects.TRAIN_JOBS_BUCKET,
+    records_description="MLBuffet training jobs (one msgpack JobRecord per job)",
+    history=4,
+    files=subjects.TRAIN_FILES_BUCKET,
+    files_description="MLBuffet training inputs and logs (<job>/input/<name>, <job>/log)",
+)
 EVENTS_MAX_AGE_S = 7 * 24 * 3600
 """How long the stream keeps a job's events (its final log stays in the Object Store)."""
 EVENTS_MAX_BYTES = 256 * 1024 * 1024
@@ -69,25 +69,7 @@ class JobStore:
     @classmethod
     async def open(cls, js: JetStreamContext, *, replicas: int | None = None) -> JobStore:
         """Open the jobs bucket, the files bucket and the events stream, creating what is missing."""
-        kv, _ = await open_key_value(
-            js,
-            KeyValueConfig(
-                bucket=subjects.TRAIN_JOBS_BUCKET,
-                description="MLBuffet training jobs (one msgpack JobRecord per job)",
-                history=JOBS_HISTORY,
-                storage=StorageType.FILE,
-            ),
-            replicas,
-        )
-        files, _ = await open_object_store(
-            js,
-            subjects.TRAIN_FILES_BUCKET,
-            ObjectStoreConfig(
-                description="MLBuffet training inputs and logs (<job>/input/<name>, <job>/log)",
-                storage=StorageType.FILE,
-            ),
-            replicas,
-        )
+        kv, files, _ = await open_store_buckets(js, BUCKETS, replicas)
         await open_stream(
             js,
             StreamConfig(

@@ -24,6 +24,13 @@ from tests.client.conftest import serving
 X = np.zeros((1, 4), dtype=np.float32)
 
 
+def nested_list(depth: int) -> list[object]:
+    value: list[object] = [1.0]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,17 +70,38 @@ async def test_no_answer_before_the_timeout_is_504(client, upload, start_modelho
     assert caught.value.status == 504
 
 
-async def test_input_that_does_not_fit_is_422_from_the_modelhost(
-    client, upload, start_modelhost, model_files
-):
+@pytest.fixture
+async def add_served(upload, start_modelhost, model_files) -> None:
+    """The add_one model ("add": y = x + 1, float32 [N, 4]) served by one modelhost."""
     host = await start_modelhost()
     await upload("add", model_files.add_one)
     await serving(host, "add")
+
+
+async def test_input_that_does_not_fit_is_422_from_the_modelhost(client, add_served):
     with pytest.raises(UnprocessableError, match=r"shape \[1, 3\]") as caught:
         await client.infer("add", {"x": np.zeros((1, 3), dtype=np.float32)})
     assert caught.value.status == 422
     with pytest.raises(UnprocessableError, match=r"no input 'nope'|unknown input 'nope'"):
         await client.infer("add", {"nope": X})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[[1.0, 2.0], [3.0]], [[[1.0]] * 2, [1.0, 2.0]], nested_list(65)],
+    ids=["ragged", "ragged deeper", "65 dimensions"],
+)
+async def test_inputs_numpy_cannot_make_an_array_of_are_422_before_sending(client, values):
+    with pytest.raises(UnprocessableError, match="'x' is not an array") as caught:
+        await client.infer("add", {"x": values})
+    assert caught.value.status == 422
+
+
+async def test_nan_and_infinities_in_arrays_reach_the_model_as_they_are(client, add_served):
+    """Tensors travel binary over NATS: NaN and infinities are values the caller chose."""
+    x = np.array([[np.nan, np.inf, -np.inf, 1.0]], dtype=np.float32)
+    result = await client.infer("add", {"x": x})
+    np.testing.assert_array_equal(result["y"], x + 1)
 
 
 async def test_a_request_over_the_servers_max_payload_is_413_before_it_is_sent(client):

@@ -127,7 +127,7 @@ async def test_a_wedged_modelhost_leaves_the_queue_group_and_rejoins_once_a_run_
     async def wedge_then_free() -> None:
         await asyncio.sleep(STUCK_AFTER_S)
         assert await subscribed()
-        wedged._compute.submit(release.wait)  # its only onnxruntime thread hangs from now
+        wedged.models._compute.submit(release.wait)  # its only onnxruntime thread hangs from now
         moments["stuck"] = time.monotonic()
         await eventually(lambda: wedged.stall.stalled, timeout_s=10)
         moments["stalled"] = time.monotonic()

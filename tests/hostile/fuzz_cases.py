@@ -7,7 +7,7 @@ hypothesis run for the random bytes) so a failure names the exact bytes.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -21,9 +21,12 @@ def packed(value: Any) -> bytes:
     return data
 
 
-def random_bytes(count: int) -> list[bytes]:
-    """`count` payloads drawn by hypothesis (seeded: the same ones on every run)."""
-    found: list[bytes] = []
+_T = TypeVar("_T")
+
+
+def drawn(strategy: st.SearchStrategy[_T], count: int) -> list[_T]:
+    """`count` examples of `strategy`, seeded: the same ones on every run."""
+    found: list[_T] = []
 
     @seed(20261126)
     @settings(
@@ -32,12 +35,17 @@ def random_bytes(count: int) -> list[bytes]:
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(st.binary(min_size=0, max_size=600))
-    def collect(payload: bytes) -> None:
-        found.append(payload)
+    @given(strategy)
+    def collect(example: _T) -> None:
+        found.append(example)
 
     collect()
     return found
+
+
+def random_bytes(count: int) -> list[bytes]:
+    """`count` payloads drawn by hypothesis (seeded: the same ones on every run)."""
+    return drawn(st.binary(min_size=0, max_size=600), count)
 
 
 def prefixes(valid: bytes, samples: int = 40) -> list[Case]:

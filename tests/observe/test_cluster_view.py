@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actors.metrics.cluster import ClusterView
-from mlbuffet.observe.histograms import BucketHistogram, merged, summary
+from mlbuffet.observe.histograms import SECONDS_BUCKETS, BucketHistogram, merged, summary
 from mlbuffet.protocol.cluster import Heartbeat, LoadedModel
 from mlbuffet.protocol.events import NodeEvent
 
@@ -134,3 +134,16 @@ def test_histogram_quantiles_interpolate_inside_buckets():
     )
     assert total.count == 2  # other bounds do not merge, bad ones are skipped
     assert BucketHistogram.from_wire({"bounds": [1], "counts": [1]}) is None
+
+
+def test_a_recorded_histogram_goes_over_the_wire_and_merges_exactly():
+    a, b = BucketHistogram(SECONDS_BUCKETS), BucketHistogram(SECONDS_BUCKETS)
+    for value in (0.00005, 0.0003, 0.0003, 7.0, 60.0):
+        a.observe(value)
+    b.observe(0.0003)
+    total = merged([a.to_wire(), b.to_wire()])
+    assert total.bounds == SECONDS_BUCKETS and total.count == 6
+    assert total.sum == a.sum + b.sum
+    # 0.0003 falls in the bucket up to 0.0005; 60 s beyond the last bound, in +Inf.
+    assert total.counts[SECONDS_BUCKETS.index(0.0005)] == 3
+    assert total.counts[-1] == 1 and sum(total.counts) == 6

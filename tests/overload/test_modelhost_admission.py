@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 from mlbuffet import Client
-from mlbuffet.mesh.request import deadline_header
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import OverloadedError
-from mlbuffet.protocol.headers import Header
+from mlbuffet.protocol.headers import Header, deadline_header
 from mlbuffet.protocol.inference import InferResponse
 from mlbuffet.protocol.wire import pack, unpack
 from tests.actors.conftest import arrays, infer, request_for

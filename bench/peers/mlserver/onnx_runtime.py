@@ -2,7 +2,7 @@
 
 Loaded by MLServer from `model-settings.json` ("implementation":
 "onnx_runtime.OnnxRuntime"); it runs in MLServer's own virtualenv, never in
-MLBuffet's. Like MLBuffet's modelhost: one intra-op thread, tensor outputs only.
+MLBuffet's. Like MLBuffet's modelhost: one intra-op and one inter-op thread, tensor outputs only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class OnnxRuntime(MLModel):  # type: ignore[misc]
         uri = await get_model_uri(self._settings)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(uri, options, providers=["CPUExecutionProvider"])
         self._outputs = [o.name for o in self._session.get_outputs() if o.type.startswith("tensor")]
         return True

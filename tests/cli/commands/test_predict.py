@@ -117,6 +117,33 @@ async def test_bad_command_lines_exit_2(cli, tmp_path):
     assert no_npy.code == 2 and "not a readable .npy file" in no_npy.err
 
 
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ("[NaN, 1, 2, 3]", "send null for a missing value"),
+        ("[Infinity, 1, 2, 3]", "send null for a missing value"),
+        ("[-Infinity, 1, 2, 3]", "send null for a missing value"),
+        ("[1e400, 1, 2, 3]", "beyond the range of a 64-bit float"),
+        ("[" * 1100 + "]" * 1100, "nested more than 1024 deep"),
+        ('["\\ud800"]', "surrogate"),
+    ],
+)
+async def test_values_that_are_not_strict_json_exit_2_before_sending(cli, values, words):
+    """The CLI reads --values with the gateway's parser: nothing is sent, over either transport."""
+    for offline in (["--url", "http://127.0.0.1:1"], ["--nats", "nats://127.0.0.1:1"]):
+        run = await cli("predict", "iris", "--values", values, *offline)
+        assert run.code == 2, run.err
+        assert "--values is not valid JSON" in run.err and words in run.err, run.err
+
+
+async def test_null_values_reach_a_float_input_as_nan(cli, transport, upload, host, model_files):
+    await upload("add", model_files.add_one)
+    await serving(host, "add")
+    run = await cli("predict", "add", "--values", "[null, 1, 2, 3]", "--json", *transport)
+    assert run.code == 0, run.err
+    assert run.json()["outputs"]["y"] == [[None, 2.0, 3.0, 4.0]]
+
+
 async def test_the_installed_command_exits_with_the_status(tmp_path):
     """The console script, as a user runs it: the exit status reaches the shell."""
     import asyncio

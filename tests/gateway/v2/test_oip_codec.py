@@ -59,7 +59,9 @@ def test_json_data_of_every_datatype_is_the_wire_encoding(case: Any, nested: boo
         ([65520.0], "FP16", "range"),
         ([2**64], "UINT64", "0..18446744073709551615"),
         ([-1], "UINT8", "0..255"),
-        ([None], "FP64", "numbers"),
+        ([None], "FP64", None),  # null is the missing value: NaN
+        ([None], "INT32", "whole numbers"),
+        ([None], "BOOL", "true or false"),
         (["a"], "BOOL", "true or false"),
         ([b"x".decode()], "BYTES", None),
     ],
