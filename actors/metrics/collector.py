@@ -143,6 +143,21 @@ class ClusterCollector(Collector):
             "Times the modelhost left the queue groups because its onnxruntime runs hung",
             labels=["node"],
         )
+        budget = GaugeMetricFamily(
+            "mlbuffet_modelhost_memory_budget_bytes",
+            "Memory the modelhost's loaded models may take (--memory-budget)",
+            labels=["node"],
+        )
+        used = GaugeMetricFamily(
+            "mlbuffet_modelhost_memory_used_bytes",
+            "Memory its loaded models took, as measured when each was loaded",
+            labels=["node"],
+        )
+        evictions = CounterMetricFamily(
+            "mlbuffet_modelhost_evictions",
+            "Models the modelhost gave up to stay within its memory budget",
+            labels=["node"],
+        )
         histograms = {
             key: HistogramMetricFamily(name, doc, labels=VERSION_LABELS)
             for key, name, doc in HISTOGRAMS
@@ -156,6 +171,10 @@ class ClusterCollector(Collector):
             refused.add_metric([beat.node], _number(beat.counters.get("refused")))
             stalled.add_metric([beat.node], _number(beat.counters.get("stalled")))
             stalls.add_metric([beat.node], _number(beat.counters.get("stalls")))
+            if "memory_budget_bytes" in beat.counters:  # hosts older than budgets say nothing
+                budget.add_metric([beat.node], _number(beat.counters["memory_budget_bytes"]))
+                used.add_metric([beat.node], _number(beat.counters.get("memory_used_bytes")))
+                evictions.add_metric([beat.node], _number(beat.counters.get("evictions")))
             for (model, version), stats in version_stats(beat).items():
                 labels = [model, str(version), beat.node]
                 success.add_metric(labels, _number(stats.get("success")))
@@ -174,6 +193,9 @@ class ClusterCollector(Collector):
             refused,
             stalled,
             stalls,
+            budget,
+            used,
+            evictions,
             *histograms.values(),
         )
 

@@ -118,9 +118,10 @@ async def test_concurrent_first_requests_cause_one_load(
     nc, upload, registry, start_modelhost, tables, events
 ):
     await add_tables(upload, registry, tables[:1])
-    host = await start_modelhost(memory_budget=int(1.5 * host_floor(tables[0])))
+    host = await start_modelhost(memory_budget=64 * MIB)
     assert set(host.served) == {"t0"}
-    # Its only room is t0's, which a registry change may not take: t1 waits for a request.
+    # Full with t0 as measured, which a registry change may not evict: t1 waits for a request.
+    host.models.memory.budget = host.models.used()
     await add_tables(upload, registry, [tables[0], tables[1]])
     await host.settle()
     assert set(host.served) == {"t0"}
@@ -133,11 +134,6 @@ async def test_concurrent_first_requests_cause_one_load(
     assert set(host.served) == {"t1"}
     (evicted,) = [e for e in events if e.event == ModelEvent.EVICTED]
     assert evicted.model == "t0" and "room for t1" in (evicted.reason or "")
-
-
-def host_floor(path: Path) -> int:
-    """The least a one-session model of this file can cost."""
-    return path.stat().st_size
 
 
 async def test_models_asking_for_no_replica_are_evicted_before_older_ones(
