@@ -180,7 +180,10 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                         try:
                             result = await client.infer(f"m{k}", {"i": np.array([0], np.int64)})
                         except Exception as exc:  # every failure is counted, none hidden
-                            failed.append(f"m{k}: {type(exc).__name__}: {exc}")
+                            failed.append(
+                                f"m{k}: {type(exc).__name__} after "
+                                f"{time.perf_counter() - sent:.1f} s: {exc}"
+                            )
                             continue
                         finally:
                             done += 1

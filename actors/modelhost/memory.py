@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -32,6 +33,10 @@ from mlbuffet.protocol.errors import ModelTooLargeError
 from mlbuffet.protocol.sizes import format_size
 
 log = logging.getLogger(__name__)
+
+FRESH_S = 2.0
+"""A model loaded for a waiting request is not evicted for this long, or until a request has
+used it: evicting it before that request arrives would only make loads thrash."""
 
 RATIO_LOADS = 16
 """Loads whose cost-to-floor ratios (their median) foresee the cost of a model new here."""
@@ -66,6 +71,7 @@ def measure(build: Callable[[], _T], floor: int) -> tuple[_T, int]:
     release_freed_memory()
     before = rss_bytes()
     built = build()
+    release_freed_memory()  # what the load used only while it ran is not the model's
     return built, max(rss_bytes() - before, floor)
 
 
@@ -79,6 +85,8 @@ class MemoryBudget:
         self._measured: dict[str, int] = {}
         """The last measured cost of each model's default, kept after an eviction: the best
         prediction of what loading it again will take."""
+        self._fresh: dict[str, float] = {}
+        """Models loaded and not yet used by a request: monotonic time of the load."""
         self._ratios: list[float] = []
         """Measured cost / floor of the latest loads: how far above its floor a model comes out."""
         self.evictions = 0
@@ -87,6 +95,8 @@ class MemoryBudget:
         """A request used `model`: now the most recently used (a dictionary move, no lock)."""
         if model in self._recency:
             self._recency.move_to_end(model)
+            if self._fresh:
+                self._fresh.pop(model, None)
 
     def loaded(self, model: str, cost: int, floor: int) -> None:
         """`model`'s default was loaded at `cost` bytes (at least `floor`); now the most recent."""
@@ -96,9 +106,14 @@ class MemoryBudget:
         if floor > 0:
             self._ratios = [*self._ratios[-(RATIO_LOADS - 1) :], cost / floor]
 
+    def keep_fresh(self, model: str) -> None:
+        """`model` was loaded for a request on its way: not evicted before it arrives."""
+        self._fresh[model] = time.monotonic()
+
     def forget(self, model: str, *, evicted: bool = False) -> None:
         """`model` is no longer loaded: evicted for room, or gone from the registry."""
         self._recency.pop(model, None)
+        self._fresh.pop(model, None)
         if evicted:
             self.evictions += 1
         else:
@@ -157,15 +172,21 @@ class MemoryBudget:
     ) -> list[str] | None:
         """Models to give up, least recently used first, so that `need` more bytes fit.
 
-        Surplus models (held by more hosts than their min_replicas ask, as far as
-        this host can tell) go first; the others only with `force` (a request is
+        Models loaded for a request less than FRESH_S ago and not used yet are kept. Surplus
+        models (held by more hosts than their min_replicas ask, as far as this
+        host can tell) go first; the others only with `force` (a request is
         waiting: the model asked for now is more recently used than any of them).
         `reserved` bytes are promised to loads under way. None if even that
         would not make room. Nothing is evicted here.
         """
         free = self.budget - sum(costs.values()) - reserved
         chosen: list[str] = []
-        candidates = [m for m in self._recency if m != model and m in costs]
+        now = time.monotonic()
+        candidates = [
+            m
+            for m in self._recency
+            if m != model and m in costs and now - self._fresh.get(m, -FRESH_S) >= FRESH_S
+        ]
         tiers = [[m for m in candidates if surplus(m)]]
         if force:
             tiers.append([m for m in candidates if not surplus(m)])

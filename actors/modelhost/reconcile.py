@@ -151,6 +151,8 @@ class Reconciler:
                 if latest is None or not matches(runtime, latest.default, latest.settings):
                     continue
                 new = self.models.install(name, runtime, latest)
+                if for_request:
+                    self.models.memory.keep_fresh(name)
                 await self._on_installed(name, runtime.version, new)
                 await self.room.trim(name, force=force)
                 return runtime.version, True

@@ -1,8 +1,7 @@
 """Making room in a modelhost's memory budget: which models to give up, and giving them up.
 
-Before a model loads, room is made for what it will likely cost (its last
-measured cost here, else its file size); the bytes are reserved until it is
-installed, so two loads at once do not count on the same free memory. A load
+Before a model loads, room is made for what it will likely cost (memory.py);
+the bytes are reserved until it is installed, so two loads at once do not count on the same free memory. A load
 that turns out to cost more than foreseen is followed by a trim. Loads the
 registry brings (an upload, a restart) only evict surplus models; a load a
 request is waiting for (a place request) evicts the least recently used

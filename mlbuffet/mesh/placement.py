@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import nats.errors
 from nats.aio.client import Client
@@ -20,6 +21,10 @@ from mlbuffet.protocol.placement import PlaceReply
 from mlbuffet.protocol.wire import unpack
 
 log = logging.getLogger(__name__)
+
+FIRST_ATTEMPT_S = 2.0
+"""How long the first place request may take before another is sent (each next one waits
+twice as long): the host loading the model may have died, and its answer with it."""
 
 
 class Placer:
@@ -43,16 +48,27 @@ class Placer:
         return await asyncio.shield(pending)
 
     async def _ask(self, model: str, timeout_s: float) -> PlaceReply:
-        try:
-            msg = await self.nc.request(subjects.place(model), b"", timeout=timeout_s)
-        except nats.errors.NoRespondersError:
-            raise ModelNotReadyError(
-                f"no modelhost serves {model!r} and none loads models on request"
-            ) from None
-        except nats.errors.TimeoutError:
-            raise DeadlineExceededError(
-                f"no modelhost loaded {model!r} within {timeout_s:.1f} s"
-            ) from None
+        # A load can take seconds, so a silent host is not given up at once; but a host
+        # that died mid-load never answers, so the ask goes out again, maybe to another.
+        end = time.monotonic() + timeout_s
+        attempt_s = FIRST_ATTEMPT_S
+        while True:
+            left = end - time.monotonic()
+            try:
+                msg = await self.nc.request(
+                    subjects.place(model), b"", timeout=max(0.001, min(attempt_s, left))
+                )
+                break
+            except nats.errors.NoRespondersError:
+                raise ModelNotReadyError(
+                    f"no modelhost serves {model!r} and none loads models on request"
+                ) from None
+            except nats.errors.TimeoutError:
+                if attempt_s >= left:
+                    raise DeadlineExceededError(
+                        f"no modelhost loaded {model!r} within {timeout_s:.1f} s"
+                    ) from None
+                attempt_s *= 2
         reply = unpack(msg.data, PlaceReply.from_dict)
         log.debug("%s placed on %s (loaded: %s)", model, reply.node, reply.loaded)
         return reply

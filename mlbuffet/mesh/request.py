@@ -42,6 +42,10 @@ PLACED_GRACE_S = 1.0
 """After a host said it loaded the model, how long no responders is still waited out: its
 subscription may take that long to reach the other servers of a NATS cluster."""
 
+PLACES_PER_REQUEST = 5
+"""Place requests one inference request may send: a host short of room may evict the model
+just placed for another before this request reaches it; beyond that, the pool is thrashing."""
+
 Place = Callable[[float], Awaitable[object]]
 """Asks the pool to load the request's model within the given seconds (mesh/placement.py)."""
 
@@ -141,6 +145,7 @@ class NoRespondersWait:
         self._give_up_at = give_up_at
         self._on_first = on_first
         self._place = place
+        self._places_left = PLACES_PER_REQUEST
         self._wait = RETRY_FIRST_WAIT_S
 
     async def next_wait(self, time_left_s: float) -> float:
@@ -148,10 +153,12 @@ class NoRespondersWait:
         if self._on_first is not None:
             on_first, self._on_first = self._on_first, None
             await check_quickly(on_first)
-        if self._place is not None:
-            place, self._place = self._place, None
-            if await placed(place, time_left_s):
-                self._give_up_at = max(self._give_up_at, time.monotonic() + PLACED_GRACE_S)
+        if self._place is not None and self._places_left > 0:
+            self._places_left -= 1
+            done = await placed(self._place, time_left_s)
+            # The ask took time of its own: the wait for a host starts again after it.
+            self._give_up_at = max(self._give_up_at, time.monotonic() + PLACED_GRACE_S)
+            if done:
                 return 0.0
         wait = self._wait
         if time.monotonic() + wait > self._give_up_at or time_left_s < wait:

@@ -120,8 +120,9 @@ async def test_concurrent_first_requests_cause_one_load(
     await add_tables(upload, registry, tables[:1])
     host = await start_modelhost(memory_budget=64 * MIB)
     assert set(host.served) == {"t0"}
-    # Full with t0 as measured, which a registry change may not evict: t1 waits for a request.
-    host.models.memory.budget = host.models.used()
+    # Room for t0 as measured and half of t1's weights: a registry change may not evict t0,
+    # so t1 waits for a request.
+    host.models.memory.budget = host.models.used() + tables[1].stat().st_size // 2
     await add_tables(upload, registry, [tables[0], tables[1]])
     await host.settle()
     assert set(host.served) == {"t0"}
@@ -204,7 +205,15 @@ def test_evictions_are_chosen_surplus_first_then_least_recently_used():
     budget = MemoryBudget(100)
     for name in ("a", "b", "c", "d"):
         budget.loaded(name, 25, 10)
-    budget.touch("a")  # order now b, c, d, a
+    # Loaded for requests and not used yet: kept, whatever their place in the order.
+    for name in ("a", "b", "c", "d"):
+        budget.keep_fresh(name)
+    assert (
+        budget.choose_evictions("e", 25, dict.fromkeys("abcd", 25), surplus=bool, force=True)
+        is None
+    )
+    for name in ("b", "c", "d", "a"):
+        budget.touch(name)  # used: order now b, c, d, a
     costs = dict.fromkeys("abcd", 25)
     spare = {"d"}.__contains__
     assert budget.choose_evictions("e", 25, costs, surplus=spare, force=False) == ["d"]

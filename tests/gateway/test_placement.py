@@ -28,8 +28,9 @@ async def test_a_model_no_host_holds_is_loaded_by_its_first_prediction(
     tables = [lookup_table(tmp_path / f"t{k}.onnx", 4, 1000.0 * k) for k in range(2)]
     await upload_file(gateway, "t0", tables[0])
     host = await start_modelhost(memory_budget=64 * MIB, workers=2)
-    # Full with t0 as measured: t1 is left to its first request, which evicts t0.
-    host.models.memory.budget = host.models.used()
+    # Room for t0 as measured and half of t1's weights: t1 is left to its first request,
+    # which evicts t0.
+    host.models.memory.budget = host.models.used() + tables[1].stat().st_size // 2
     await upload_file(gateway, "t1", tables[1])
     await host.settle()
     assert set(host.served) == {"t0"}
