@@ -1,18 +1,25 @@
 # Two commands: `make up` runs MLBuffet on this machine, `make test` runs the whole suite.
 # Each creates .venv with python3 if it is missing and installs the project into it; a
 # second run installs nothing unless pyproject.toml changed. Extra arguments: ARGS="...".
+# `make test` first prepares the machine (scripts/prepare-test-machine: apt packages, a Docker
+# daemon, the trainer tests' image; about half a second once done), since python3-venv may be
+# missing before .venv can even be made; `make pytest` is the suite alone.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: up test venv clean-venv
+.PHONY: up test pytest venv clean-venv
 
 up: $(VENV)/.installed-run
 	$(BIN)/mlbuffet up $(ARGS)
 
-test: $(VENV)/.installed-test
+test:
+	scripts/prepare-test-machine
+	@$(MAKE) --no-print-directory pytest
+
+pytest: $(VENV)/.installed-test
 	$(BIN)/pytest -n auto $(ARGS)
 
 venv: $(BIN)/python

@@ -33,26 +33,50 @@ BODY = json.dumps({"values": [2, 5, 1, 4]}).encode()
 GATEWAY_LINE = re.compile(r"listening on (http://\S+)")
 
 
+def up_command(data_dir: Path, modelhosts: int, *flags: str) -> list[str]:
+    """`mlbuffet up` on ephemeral loopback ports, its data in `data_dir`."""
+    return [
+        sys.executable,
+        "-m",
+        "mlbuffet",
+        "up",
+        "--nats-port",
+        "0",
+        "--port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--modelhosts",
+        str(modelhosts),
+        *flags,
+    ]
+
+
+async def first_prediction(url: str, deadline: float) -> None:
+    """Ask iris until it answers right (the gateway may listen before a modelhost serves)."""
+    async with aiohttp.ClientSession() as session:
+        while time.perf_counter() < deadline:
+            try:
+                async with session.post(
+                    f"{url}/api/v1/models/iris/prediction",
+                    data=BODY,
+                    headers={"Content-Type": "application/json"},
+                ) as response:
+                    if response.status == 200 and (await response.json())["values"] == [1]:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.01)
+    raise RuntimeError("no successful prediction within 60 s")
+
+
 async def start_up(data_dir: Path, modelhosts: int) -> tuple[subprocess.Popen[str], str, float]:
     """Start `mlbuffet up`; return it, its REST URL and seconds to the first good prediction."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlbuffet",
-            "up",
-            "--nats-port",
-            "0",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--modelhosts",
-            str(modelhosts),
-            "--log-level",
-            "warning",
-        ],
+        up_command(data_dir, modelhosts, "--log-level", "warning"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -69,20 +93,8 @@ async def start_up(data_dir: Path, modelhosts: int) -> tuple[subprocess.Popen[st
         if match := GATEWAY_LINE.search(line):
             url = match.group(1)
     asyncio.get_running_loop().run_in_executor(None, _drain, process)
-    async with aiohttp.ClientSession() as session:
-        while time.perf_counter() < deadline:
-            try:
-                async with session.post(
-                    f"{url}/api/v1/models/iris/prediction",
-                    data=BODY,
-                    headers={"Content-Type": "application/json"},
-                ) as response:
-                    if response.status == 200 and (await response.json())["values"] == [1]:
-                        return process, url, time.perf_counter() - started
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.01)
-    raise RuntimeError("no successful prediction within 60 s")
+    await first_prediction(url, deadline)
+    return process, url, time.perf_counter() - started
 
 
 def _drain(process: subprocess.Popen[str]) -> None:

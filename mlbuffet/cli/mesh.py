@@ -18,10 +18,12 @@ import signal
 import sys
 from collections.abc import Coroutine
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
 
+from mlbuffet.cli.activation import tools_hint
 from mlbuffet.cli.embedded import EmbeddedNats
 from mlbuffet.cli.process import ChildExitedError, ChildProcess, ChildSpec, Console
 from mlbuffet.cli.sample_models import (
@@ -92,6 +94,11 @@ class ProcessTree:
         return [
             c for c in (self.gateway, *self.modelhosts, self.metrics, self.trainer) if c is not None
         ]
+
+    @property
+    def launched(self) -> bool:
+        """Whether any process was started (a port in use stops `up` before the first one)."""
+        return self.nats is not None or any(c.pid is not None for c in self.children)
 
     async def start(self) -> None:
         """Bring everything up; StartupError (one line for the user) if any part cannot start."""
@@ -310,6 +317,7 @@ class ProcessTree:
         )
         if self.samples_registered:
             models += " (sample models, registered on this first start)"
+        hint = tools_hint(Path(sys.executable).parent, config.search_path)
         return [
             f"[up] REST API    {self.rest_url}  (gateway, pid {self.gateway.pid})",
             f"[up] NATS        {nats_url}  ({nats_where})",
@@ -320,6 +328,7 @@ class ProcessTree:
             f"[up] dashboard   {self.rest_url}/dashboard",
             f"[up] models      {models}",
             f"[up] auth        {config.auth_line}",
+            *([hint] if hint else []),
             f"MLBuffet is up in {elapsed_s:.1f}s: REST {self.rest_url} NATS {nats_url} "
             f"data {data if self.nats else '-'} (Ctrl-C stops it; {config.auth_line})",
         ]

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlbuffet.cli.output import compact, emit, table
+from mlbuffet.cli.output import compact, emit, table, terminal_width
 from mlbuffet.cli.remote import Command, add_remote_arguments, command_main
 from mlbuffet.cli.transport import Transport
 from mlbuffet.config import default_environ
@@ -23,7 +23,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "over the REST API (--url) or NATS (--nats).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("list", parents=[common], help="every model with its versions")
+    listing = commands.add_parser("list", parents=[common], help="every model with its versions")
+    listing.add_argument(
+        "--wide",
+        action="store_true",
+        help="whole descriptions (on a terminal, lines are cut with … to fit its width)",
+    )
     show = commands.add_parser("show", parents=[common], help="one model: versions, inputs...")
     show.add_argument("model", help="<model>[:<version>]")
     push = commands.add_parser("push", parents=[common], help="upload a new version")
@@ -78,6 +83,7 @@ async def list_models(transport: Transport, args: argparse.Namespace) -> None:
             [m["model"], m["default_version"], versions(m["versions"]), m["description"]]
             for m in models
         ],
+        None if args.wide else terminal_width(),
     )
 
 

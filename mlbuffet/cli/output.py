@@ -4,6 +4,8 @@ and an exit status that says what kind of failure it was (docs/cli.md)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
@@ -53,13 +55,25 @@ def emit(document: Any) -> None:
     print(json.dumps(document, ensure_ascii=False))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Left-aligned columns, two spaces apart, the last one free to run long."""
+def terminal_width() -> int | None:
+    """Columns of the terminal stdout shows in; None when it goes to a pipe or a file (and
+    COLUMNS is unset): scripts and grep get whole lines, as from `ps`."""
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fit_to: int | None = None) -> None:
+    """Left-aligned columns, two spaces apart, the last one free to run long; with `fit_to`, a
+    line longer than that many characters is cut with … (a wrapped line breaks the columns)."""
     cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers) - 1)]
     for row in cells:
         padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*padded, row[-1]]).rstrip())
+        line = "  ".join([*padded, row[-1]]).rstrip()
+        if fit_to is not None and len(line) > fit_to:
+            line = line[: max(fit_to - 1, 0)] + "…"
+        print(line)
 
 
 def compact(value: Any) -> str:

@@ -46,8 +46,11 @@ async def serve(config: UpConfig, stop: asyncio.Event) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, mesh.kill_now)
+        launched = mesh.launched
         await mesh.stop()
-        console.say("[up] stopped")
+        # A port in use is one line on stderr, as documented: nothing ran, so nothing "stopped".
+        if launched:
+            console.say("[up] stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,8 @@ class UpConfig:
     cors_origins: tuple[str, ...] = ()
     nats_auth: bool = False
     """Generated NATS users even on loopback (always on when NATS listens beyond it)."""
+    search_path: str = ""
+    """The PATH `up` was started with: the summary says how to reach the CLI where it does not."""
 
     @property
     def nats_credentials(self) -> bool:
@@ -243,5 +245,6 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         insecure=args.insecure,
         cors_origins=cors_origins_from(args, environ),
         nats_auth=args.nats_auth,
+        search_path=environ.get("PATH", ""),
     )
     return config, config.log_level

@@ -5,6 +5,11 @@ JSON: tensors go as raw bytes in msgpack (docs/protocol.md), and failures
 come back as the same MLBuffetError types (and statuses) the REST API uses.
 Model management goes to the JetStream registry the gateway writes, with the
 same checks and the same events.
+
+One class of about 450 lines, more than our usual module, because it is the
+public API: one method per operation a user can do, each a thin call into
+mlbuffet.mesh (requests, hedging), mlbuffet.registry (the admin) and
+mlbuffet.training (jobs). Splitting it would split what users see as one thing.
 """
 
 from __future__ import annotations

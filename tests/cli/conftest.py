@@ -233,7 +233,7 @@ def start_up(tmp_path: Path) -> Iterator[StartUp]:
     started: list[Up] = []
     counter = iter(range(1000))
 
-    def start(*args: str, data_dir: Path | None = None) -> Up:
+    def start(*args: str, data_dir: Path | None = None, env: dict[str, str] | None = None) -> Up:
         data = data_dir or tmp_path / "data"
         argv = [
             "up",
@@ -247,7 +247,7 @@ def start_up(tmp_path: Path) -> Iterator[StartUp]:
             str(data),
             *args,
         ]
-        proc = _popen(tmp_path, f"up-{next(counter)}", argv)
+        proc = _popen(tmp_path, f"up-{next(counter)}", argv, env)
         up = Up(proc.process, proc.out_path, proc.err_path, proc.started_at)
         started.append(up)
         match = up.wait_for_output(UP_READY, READY_TIMEOUT_S)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,9 @@ pytestmark = pytest.mark.processes
 FIRST_PREDICTION_BOUND_S = 30.0
 """A bound that says `up` works, not a speed target: that lives in `python -m bench`
 (3 s). A 2-core machine running the suite in parallel starts up to 16 s slower."""
+
+PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""A PATH without the virtualenv the tests run from."""
 
 ORPHAN_BOUND_S = 15.0
 """About a second here; the margin is for a loaded 2-core machine, not for a drain."""
@@ -47,7 +53,8 @@ def test_up_serves_a_first_prediction_on_the_sample_iris(start_up: StartUp) -> N
 
 
 def test_up_reports_where_each_part_listens(start_up: StartUp, tmp_path: Path) -> None:
-    up = start_up("--modelhosts", "1")
+    # A shell that has not activated the environment `up` runs from, as after `make up`.
+    up = start_up("--modelhosts", "1", env={"PATH": PLAIN_PATH})
     out = up.out()
     assert f"[up] REST API    {up.rest}" in out
     assert f"[up] NATS        {up.nats}" in out
@@ -56,6 +63,27 @@ def test_up_reports_where_each_part_listens(start_up: StartUp, tmp_path: Path) -
     # Children's lines are forwarded with their name in front.
     assert "[gateway] gateway " in out and "[modelhost-1] modelhost " in out
     assert (tmp_path / "data" / "jetstream").is_dir()
+    # ... and says how another terminal reaches the CLI and this Python; that command works.
+    hint = re.search(
+        r"^\[up\] commands    in another terminal, (\. \S+/activate), then ", out, re.M
+    )
+    assert hint, out
+    assert hint.group(1) == f". {Path(sys.executable).parent / 'activate'}"
+    shell = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"{hint.group(1)} && mlbuffet models list --url {up.rest} && "
+            "python -c 'import PIL, mlbuffet'",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": PLAIN_PATH},
+        timeout=60,
+        check=False,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.splitlines()[0].split() == ["MODEL", "DEFAULT", "VERSIONS", "DESCRIPTION"]
 
 
 def test_sigterm_stops_every_child_and_exits_0(start_up: StartUp) -> None:
@@ -108,6 +136,7 @@ def test_port_in_use_is_a_one_line_error_and_exit_1(
     assert len(lines) == 1, up.err()
     assert f"port {busy_port} on 127.0.0.1 is already in use" in lines[0]
     assert "Traceback" not in up.err()
+    assert up.out() == ""  # nothing started, so no "[up] stopped" either
     assert not data.exists()  # checked before anything started
 
 

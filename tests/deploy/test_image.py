@@ -3,7 +3,7 @@
 nats-server, a gateway and a modelhost run as containers of the one image on a network of
 their own; a client container on that network uploads the seed iris model and asks for a
 prediction, as a user of `docker compose up` would. No port is published on the host.
-The base image is the Debian one .ci/trainer-test-image builds (there is no registry to pull
+The base image is the Debian one scripts/trainer-test-image builds (there is no registry to pull
 python:3.12-slim from here); docker's layer cache makes a second build take seconds.
 """
 
@@ -102,7 +102,7 @@ def build_image(tag: str, base_image: str) -> str:
 
 @pytest.fixture(scope="module")
 def image(request: pytest.FixtureRequest) -> str:
-    """Our image on the trainer tests' base image (built once per machine by .ci/run)."""
+    """Our image on the trainer tests' base image (built once per machine by scripts/prepare-test-machine)."""
     return build_image(IMAGE, request.getfixturevalue("docker_image"))
 
 

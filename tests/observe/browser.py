@@ -33,7 +33,7 @@ def chromium() -> str:
         if path:
             return path
     pytest.fail(
-        "this test needs Debian's chromium in PATH (apt-get install chromium; .ci/run installs it)"
+        "this test needs Debian's chromium in PATH (apt-get install chromium; scripts/prepare-test-machine installs it)"
     )
 
 

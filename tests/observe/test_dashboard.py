@@ -1,6 +1,6 @@
 """The dashboard in a real browser (Debian's headless chromium): live nodes, request counts rising.
 
-CI installs chromium (.ci/run); a machine without it fails here with a clear
+scripts/prepare-test-machine (run by make test) installs chromium; a machine without it fails here with a clear
 message rather than skipping, so a missing browser cannot hide a broken page.
 The screenshot is saved under artifacts/ (ignored by git); the test prints where.
 """

@@ -3,7 +3,7 @@
 The example job trains a scikit-learn classifier from a CSV and converts it
 with skl2onnx. Its virtualenv is built once per machine and cached under
 ~/.cache/mlbuffet/trainer (MLBUFFET_TEST_TRAINER_CACHE to move it); the
-docker backend's image is built once per machine by .ci/trainer-test-image.
+docker backend's image is built once per machine by scripts/trainer-test-image.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.gateway.conftest import gateway, make_gateway  # noqa: F401 - fixture
 from tests.trainer.example_job import REQUIREMENTS, TRAIN_SCRIPT, write_iris_csv
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE_SCRIPT = REPO / ".ci" / "trainer-test-image"
+IMAGE_SCRIPT = REPO / "scripts" / "trainer-test-image"
 
 
 def trainer_cache() -> Path:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
+import pty
+import struct
+import sys
+import termios
+
 
 async def test_push_list_show_default_and_delete_round_trip(cli, transport, registry, model_files):
     pushed = await cli(
@@ -89,3 +97,74 @@ async def test_an_unreachable_server_exits_5(cli):
         "models", "list", "--nats", "nats://127.0.0.1:1", "--nats-connect-wait", "0"
     )
     assert over_nats.code == 5 and "cannot reach NATS" in over_nats.err
+
+
+LONG_DESCRIPTION = " ".join(["Adds one to every element of a 4-wide float tensor;"] * 6)
+"""Over 300 characters, as the sample models' descriptions are: it would wrap any terminal."""
+LIST_PREFIX = "add    1        1         "
+"""The columns before DESCRIPTION of the one model these tests push."""
+
+
+async def test_list_cuts_descriptions_to_the_terminal_width_and_wide_shows_them_whole(
+    cli, transport, model_files, monkeypatch
+):
+    pushed = await cli(
+        "models", "push", "add", str(model_files.add_one), "--description", LONG_DESCRIPTION,
+        *transport,
+    )  # fmt: skip
+    assert pushed.code == 0, pushed.err
+    whole = LIST_PREFIX + LONG_DESCRIPTION
+
+    monkeypatch.setenv("COLUMNS", "60")
+    cut = await cli("models", "list", *transport)
+    assert cut.code == 0, cut.err
+    assert cut.out.splitlines() == ["MODEL  DEFAULT  VERSIONS  DESCRIPTION", whole[:59] + "…"]
+    wide = await cli("models", "list", "--wide", *transport)
+    assert wide.out.splitlines()[1] == whole
+    as_json = (await cli("models", "list", "--json", *transport)).json()
+    assert as_json[0]["description"] == LONG_DESCRIPTION
+
+    # Not a terminal (a pipe, a file) and no COLUMNS: whole lines, for grep and scripts.
+    monkeypatch.delenv("COLUMNS")
+    piped = await cli("models", "list", *transport)
+    assert piped.out.splitlines()[1] == whole
+
+
+async def test_list_in_a_real_terminal_fits_its_width(cli, rest, model_files):
+    pushed = await cli(
+        "models", "push", "add", str(model_files.add_one), "--description", LONG_DESCRIPTION, *rest
+    )
+    assert pushed.code == 0, pushed.err
+    columns = 70
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mlbuffet", "models", "list", *rest,
+            stdin=asyncio.subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env,
+        )  # fmt: skip
+        os.close(secondary)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+        shown = await asyncio.to_thread(read_all, primary)
+    finally:
+        os.close(primary)
+    lines = shown.replace("\r\n", "\n").splitlines()
+    assert lines == [
+        "MODEL  DEFAULT  VERSIONS  DESCRIPTION",
+        (LIST_PREFIX + LONG_DESCRIPTION)[: columns - 1] + "…",
+    ]
+
+
+def read_all(fd: int) -> str:
+    """What a process wrote to a pseudo-terminal that it has closed (Linux: EIO at the end)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
