@@ -26,10 +26,11 @@ from gateway.http_metrics import HTTP_METRICS
 from gateway.service import CONFIG, MESH
 from mlbuffet.mesh.connection import flush_subscriptions
 from mlbuffet.mesh.errors import from_nats
+from mlbuffet.observe.event_history import recent_events
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
-from mlbuffet.protocol.errors import MLBuffetError
+from mlbuffet.protocol.errors import MLBuffetError, ServiceUnavailableError
 from mlbuffet.protocol.wire import unpack_map
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,39 @@ def event_from(msg: Msg) -> Event | None:
         return Event(kind, json.dumps(raw, default=_jsonable, ensure_ascii=False))
     except (TypeError, ValueError):  # a map JSON cannot say (bytes keys, say): skipped
         return None
+
+
+HISTORY_LIMIT = 50
+"""Events the page lists when it opens (and the history route's default)."""
+MAX_HISTORY_LIMIT = 1_000
+
+
+async def event_history(nc: Client, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` kept events, oldest first, as JSON objects with their kind and place."""
+    try:
+        kept = await recent_events(nc.jetstream(), limit)
+    except (TimeoutError, nats.errors.Error) as exc:
+        raise (
+            from_nats(
+                exc,
+                WHO,
+                timed_out=ServiceUnavailableError(
+                    "the event history (JetStream) did not answer; retry"
+                ),
+            )
+            or exc
+        ) from None
+    return [
+        {
+            **json.loads(json.dumps(event.data, default=_jsonable, ensure_ascii=False)),
+            "kind": event.kind,
+            "subject": event.subject,
+            "stream": event.stream,
+            "seq": event.seq,
+            "at": event.at,
+        }
+        for event in kept
+    ]
 
 
 def _jsonable(value: Any) -> Any:

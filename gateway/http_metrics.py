@@ -45,10 +45,16 @@ class HttpMetrics(Collector):
             buckets=HTTP_SECONDS_BUCKETS,
             registry=self.registry,
         )
+        self._durations: dict[tuple[str, str], Histogram] = {}
+        """(route, method) -> the histogram's child: the label set is bounded (route_of)."""
 
     def count(self, route: str, method: str, status: int, elapsed_s: float) -> None:
         self.requests[(route, method, str(status))] += 1
-        self.duration.labels(route, method).observe(elapsed_s)
+        # labels() checks and looks the child up under a lock on every call: keep our own.
+        timer = self._durations.get((route, method))
+        if timer is None:
+            timer = self._durations[(route, method)] = self.duration.labels(route, method)
+        timer.observe(elapsed_s)
 
     def rows(self) -> list[dict[str, Any]]:
         """The `http_requests` counter rows of a gateway heartbeat."""

@@ -136,6 +136,11 @@ SUCCESS: dict[str, tuple[str, dict[str, str]]] = {
         "200",
         {"text/html": "text", "text/javascript": "text", "text/css": "text"},
     ),
+    "GET /dashboard/vendor/{package}/{file}": (
+        "200",
+        {"text/javascript": "text", "text/css": "text", "text/plain": "text"},
+    ),
+    "GET /docs": ("200", {"text/html": "text"}),
     "GET /api/v1/events": ("200", {"text/event-stream": "text"}),
     "GET /api/v1/models/{ref}/download": ("200", {BINARY: "text"}),
     "GET /api/v1/train/{job}/logs": ("200", {TEXT: "text"}),
@@ -145,6 +150,26 @@ SUCCESS: dict[str, tuple[str, dict[str, str]]] = {
     "POST /v2/repository/index": ("200", {JSON: "array"}),
 }
 """Success status and media types where they are not 200 and JSON (envelope or /v2 object)."""
+
+QUERY_PARAMETERS: dict[str, list[dict[str, Any]]] = {
+    "GET /api/v1/events/history": [
+        {
+            "name": "limit",
+            "in": "query",
+            "description": "how many of the last events (default 50)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        }
+    ],
+    "GET /api/v1/cluster/series": [
+        {
+            "name": "since",
+            "in": "query",
+            "description": "only the samples after this Unix time",
+            "schema": {"type": "number", "minimum": 0},
+        }
+    ],
+}
+"""Query parameters by "METHOD path", where a route takes some."""
 
 _SCHEMAS = {
     "envelope": ENVELOPE,
@@ -182,10 +207,11 @@ def _operation(route: Route) -> dict[str, Any]:
         "x-scope": scope.value,
     }
     names = _PARAMETER.findall(route.path)
-    if names:
-        operation["parameters"] = [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
-        ]
+    parameters = [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+    ] + QUERY_PARAMETERS.get(key, [])
+    if parameters:
+        operation["parameters"] = parameters
     if scope is Scope.PUBLIC:
         operation["security"] = []
     else:

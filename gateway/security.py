@@ -135,6 +135,10 @@ def protect(app: web.Application, config: GatewayConfig) -> None:
 
 
 def add_routes(app: web.Application, routes: tuple[Route, ...]) -> None:
-    for route in routes:
+    # aiohttp tries the resources under one URL prefix (/api/v1/models, /v2/models) in the
+    # order they were added, a regex each: the inference routes go first so that a
+    # prediction matches at the first try. No two routes match the same URL and method,
+    # so the order changes nothing else (/help and the OpenAPI keep the table's order).
+    for route in sorted(routes, key=lambda r: r.scope is not Scope.PREDICT):
         added = app.router.add_route(route.method, route.path, route.handler)
         app[ROUTE_OF][added] = route

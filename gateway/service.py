@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nats.errors
@@ -30,6 +30,7 @@ from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connec
 from mlbuffet.mesh.hedging import Hedging
 from mlbuffet.mesh.placement import Placer
 from mlbuffet.mesh.request import request_once
+from mlbuffet.observe.event_history import open_event_history
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.cluster import Heartbeat
 from mlbuffet.protocol.errors import (
@@ -37,7 +38,7 @@ from mlbuffet.protocol.errors import (
     MLBuffetError,
     ModelNotReadyError,
 )
-from mlbuffet.protocol.headers import Header, deadline_header
+from mlbuffet.protocol.headers import Header, deadline_header, deadline_ms_of
 from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
 from mlbuffet.protocol.wire import pack, unpack
 from mlbuffet.registry import ModelInspector, Registry, RegistryAdmin, RegistryView
@@ -79,6 +80,8 @@ class MeshLink:
         payload: bytes,
         deadline: float,
         hedging: Hedging | None = None,
+        *,
+        deadline_in_payload: bool = False,
         place: nats_request.Place | None = None,
     ) -> bytes:
         """One request/reply before `deadline` (Unix time), with NATS errors mapped.
@@ -94,6 +97,7 @@ class MeshLink:
             no_responders_wait_s=self.config.no_responders_wait_s,
             who=WHO,
             hedging=hedging,
+            deadline_in_payload=deadline_in_payload,
             place=place,
         )
 
@@ -102,9 +106,10 @@ class MeshLink:
         deadline = time.time() + (timeout_s or self.config.request_timeout_s)
         data = await self.request(
             subjects.infer(request.model, request.version),
-            pack(request),
+            pack(replace(request, deadline_ms=deadline_ms_of(deadline))),
             deadline,
             self.hedging,
+            deadline_in_payload=True,
             place=lambda time_left_s: self.placer.place(request.model, time_left_s),
         )
         return unpack(data, InferResponse.from_dict)
@@ -199,6 +204,7 @@ async def mesh_context(app: web.Application) -> AsyncIterator[None]:
     inspector = ModelInspector()
     try:
         registry, _ = await Registry.open(nc.jetstream(), replicas=config.registry_replicas)
+        await open_event_history(nc.jetstream(), config.registry_replicas)
         view = RegistryView(registry)
         await view.start()
         app[MESH] = mesh = MeshLink(nc, registry, view, inspector, node_id, config)

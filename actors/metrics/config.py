@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from actors.metrics.series import SAMPLE_INTERVAL_S
 from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
 
 DEFAULT_METRICS_PORT = 9091
@@ -24,6 +25,8 @@ class MetricsConfig:
     forget_after_s: float = 600.0
     """A node down this long leaves the cluster view."""
     drain_timeout_s: float = 30.0
+    sample_interval_s: float = SAMPLE_INTERVAL_S
+    """How often the cluster is sampled for the console's charts (the last 15 minutes are kept)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.metrics_port <= 65535:
@@ -33,3 +36,5 @@ class MetricsConfig:
         if self.forget_after_s <= 0 or self.drain_timeout_s < 0:
             raise ConfigError("--forget-after must be positive, --drain-timeout not negative")
         check_heartbeat_interval(self.heartbeat_interval_s)
+        if not 0.05 <= self.sample_interval_s <= 60:
+            raise ConfigError("sample_interval_s must be from 0.05 to 60 seconds")

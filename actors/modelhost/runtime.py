@@ -315,6 +315,13 @@ def to_output(name: str, value: Any) -> Output:
 
 def plain(value: Any) -> Any:
     """numpy scalars and arrays inside sequences and maps, as plain Python values."""
+    # A ZipMap's {label: probability} holds plain ints, strs and floats: tested by exact
+    # type first, before the isinstance checks (an ABC among them) below.
+    kind = type(value)
+    if kind is float or kind is int or kind is str:
+        return value
+    if kind is dict:
+        return {plain(k): plain(v) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {plain(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

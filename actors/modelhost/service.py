@@ -36,6 +36,7 @@ from actors.modelhost.stall import Change, StallWatch
 from actors.modelhost.stats import HostStats
 from mlbuffet.mesh.errors import check_payload
 from mlbuffet.mesh.events import publish_model_event
+from mlbuffet.observe.event_history import open_event_history
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.histograms import merged, summary
 from mlbuffet.observe.presence import Presence
@@ -111,6 +112,7 @@ class ModelhostService(Actor):
         self.registry, _ = await Registry.open(
             self.nc.jetstream(), replicas=self.config.registry_replicas
         )
+        await open_event_history(self.nc.jetstream(), self.config.registry_replicas)
         self.view = RegistryView(self.registry)
         await self.models.start()
         self.reconciler = Reconciler(
@@ -253,8 +255,8 @@ class ModelhostService(Actor):
 
     async def _serve_infer(self, msg: Msg) -> None:
         arrived = time.perf_counter()
-        deadline = deadline_ms(msg.headers)
-        if deadline is not None and deadline <= time.time() * 1000:
+        deadline = deadline_ms(msg.headers)  # a probe's, or an older client's
+        if _past(deadline):
             self.stats.expired += 1
             return  # the caller has given up: no answer is wanted
         self.stats.in_flight += 1
@@ -272,6 +274,11 @@ class ModelhostService(Actor):
                 return
             # A request is parsed, never raised: its own "error" field means nothing.
             request = InferRequest.from_dict(unpack_map(msg.data))
+            if request.deadline_ms is not None:
+                deadline = request.deadline_ms
+                if _past(deadline):
+                    self.stats.expired += 1
+                    return  # the caller has given up: no answer is wanted
             runtime = await self.runtime_for(name, version)
             version = runtime.version
             # Validated here, before it can join a batch: a bad request fails alone.
@@ -383,7 +390,8 @@ class ModelhostService(Actor):
         if not msg.reply:
             return
         try:
-            await msg.respond(payload)
+            # Not msg.respond: it would send the request's headers back with the reply.
+            await self.nc.publish(msg.reply, payload)
         except Exception:
             log.warning("could not answer on %s", msg.subject, exc_info=True)
 
@@ -399,6 +407,10 @@ def _infer_target(subject: str) -> tuple[str, int | None]:
         return subjects.parse_infer(subject)
     except ValueError as exc:
         raise BadRequestError(str(exc)) from None
+
+
+def _past(deadline_ms: int | None) -> bool:
+    return deadline_ms is not None and deadline_ms <= time.time() * 1000
 
 
 def _is_probe(msg: Msg) -> bool:

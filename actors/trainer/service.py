@@ -32,6 +32,7 @@ from actors.base import Actor, ActorState
 from actors.trainer.backend import Backend
 from actors.trainer.config import TrainerConfig
 from actors.trainer.job import JobRunner
+from mlbuffet.observe.event_history import open_event_history
 from mlbuffet.observe.heartbeat import NodeLoad
 from mlbuffet.observe.presence import Presence
 from mlbuffet.protocol import subjects
@@ -82,6 +83,7 @@ class TrainerService(Actor):
         js = self.nc.jetstream()
         self.store = await JobStore.open(js, replicas=self.config.registry_replicas)
         self.registry, _ = await Registry.open(js, replicas=self.config.registry_replicas)
+        await open_event_history(js, self.config.registry_replicas)
         self._notes = await self.backend.start()
         self._watcher = await self.store.kv.watchall()
         while (entry := await self._watcher.updates(timeout=30)) is not None:

@@ -1,6 +1,7 @@
 """The REST routes, each with the one-line summary that /help shows."""
 
 from gateway.routes import (
+    console,
     models,
     monitoring,
     prediction,
@@ -20,6 +21,7 @@ ROUTES: tuple[Route, ...] = (
     *v2.ROUTES,
     *v2_repository.ROUTES,
     *monitoring.ROUTES,
+    *console.ROUTES,
     *train.ROUTES,
 )
 

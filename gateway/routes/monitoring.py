@@ -1,49 +1,63 @@
-"""Watching the cluster: its status, the live event stream, the dashboard, the gateway's metrics."""
+"""Watching the cluster: its status and recent series, the events (live and kept), the gateway's metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from importlib.resources import files
+import math
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.config import WHO
 from gateway.envelope import reply
-from gateway.event_feeds import EVENT_FEEDS
+from gateway.event_feeds import EVENT_FEEDS, HISTORY_LIMIT, MAX_HISTORY_LIMIT, event_history
 from gateway.http_metrics import HTTP_METRICS
 from gateway.routes.common import mesh_of
 from gateway.routes.table import SMALL_BODY_BYTES, Route
 from mlbuffet.apikeys import Scope
-from mlbuffet.observe.cluster_status import cluster_status
+from mlbuffet.observe.cluster_status import cluster_series, cluster_status
+from mlbuffet.protocol.errors import BadRequestError
 
 KEEPALIVE_S = 15.0
 """An SSE comment this often keeps proxies from closing an idle stream."""
 RETRY_MS = 2000
 
-STATIC = files("gateway") / "static"
-DASHBOARD_FILES = {
-    "dashboard.html": "text/html",
-    "dashboard.js": "text/javascript",
-    "dashboard.css": "text/css",
-}
-SECURITY_HEADERS = {
-    # Only our own files; the page talks only to this gateway.
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
 
 async def get_cluster(request: web.Request) -> web.Response:
     status = await cluster_status(mesh_of(request).nc, who=WHO)
     return reply(200, node=status.node, at=status.at, nodes=status.nodes, models=status.models)
+
+
+async def get_cluster_series(request: web.Request) -> web.Response:
+    """The metrics actor's samples of the last minutes (after `?since=<unix time>` only)."""
+    raw = request.query.get("since", "0")
+    try:
+        since = float(raw)
+    except ValueError:
+        since = math.nan
+    if not math.isfinite(since) or since < 0:
+        raise BadRequestError(f"since={raw!r}: give a Unix time in seconds (or leave it out)")
+    series = await cluster_series(mesh_of(request).nc, since)
+    return reply(
+        200,
+        node=series.node,
+        interval_s=series.interval_s,
+        times=series.times,
+        nodes=series.nodes,
+        models=series.models,
+    )
+
+
+async def get_event_history(request: web.Request) -> web.Response:
+    """The last events the mesh kept (model, node, training state), oldest first."""
+    raw = request.query.get("limit", str(HISTORY_LIMIT))
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_HISTORY_LIMIT:
+        raise BadRequestError(
+            f"limit={raw!r}: give a number of events from 1 to {MAX_HISTORY_LIMIT}"
+        )
+    events = await event_history(mesh_of(request).nc, int(raw))
+    return reply(200, events=events)
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
@@ -79,17 +93,6 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         return response
 
 
-async def dashboard(request: web.Request) -> web.Response:
-    name = request.match_info.get("file", "dashboard.html")
-    content_type = DASHBOARD_FILES.get(name)
-    if content_type is None:
-        raise web.HTTPNotFound(text=f"no dashboard file {name!r}")
-    body = (STATIC / name).read_bytes()
-    return web.Response(
-        body=body, content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS
-    )
-
-
 async def gateway_metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[HTTP_METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -106,27 +109,27 @@ ROUTES = (
     ),
     Route(
         "GET",
+        "/api/v1/cluster/series",
+        get_cluster_series,
+        "the last 15 minutes, sampled every 2 s (?since=<unix time> for newer ones): "
+        "per node CPU, memory, in flight, queue, refusals/s; per model req/s, failures/s, p50/p99",
+        Scope.READ,
+        SMALL_BODY_BYTES,
+    ),
+    Route(
+        "GET",
         "/api/v1/events",
         stream_events,
         "Server-Sent Events: model and node events as they happen",
         Scope.READ,
         SMALL_BODY_BYTES,
     ),
-    # The page and its files hold no data (its script reads the data routes with a key).
     Route(
         "GET",
-        "/dashboard",
-        dashboard,
-        "a live page of the nodes, models and events",
-        Scope.PUBLIC,
-        SMALL_BODY_BYTES,
-    ),
-    Route(
-        "GET",
-        "/dashboard/{file}",
-        dashboard,
-        "the dashboard's script and style",
-        Scope.PUBLIC,
+        "/api/v1/events/history",
+        get_event_history,
+        "the last events the mesh kept (?limit=50): models, nodes, training jobs' states",
+        Scope.READ,
         SMALL_BODY_BYTES,
     ),
     Route(

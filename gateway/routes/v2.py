@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from gateway.admission import INFERENCE_SLOTS, request_timeout
-from gateway.envelope import dumps
+from gateway.envelope import json_response
 from gateway.model_readiness import require_serving, unready_models, unready_reason
 from gateway.oip.framing import (
     BINARY_CONTENT_TYPE,
@@ -40,7 +40,7 @@ _T = TypeVar("_T")
 
 
 def answer(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=dumps)
+    return json_response(body, status)
 
 
 def target(request: web.Request) -> tuple[str, int | None]:

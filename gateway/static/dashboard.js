@@ -1,42 +1,16 @@
-// MLBuffet dashboard: the cluster view every 2 s, events live from the SSE stream.
-// No framework, no build step; DOM built with textContent only (no HTML injection).
-// When the gateway asks for API keys, the page asks for one (read scope) and sends it as
-// a bearer header: EventSource cannot send headers, so the event stream is read with fetch.
+// The MLBuffet console: the cluster view and charts every 2 s, events live, models and training
+// refreshed when their events say something changed. ES modules from this gateway, no framework,
+// no build step; DOM built with textContent only (no HTML injection).
 "use strict";
 
+import { bytes, call, el, setupKeyForm } from "./api.js";
+import { chartPoints, refreshCharts, setupCharts } from "./charts.js";
+import { listen, onEvent } from "./events.js";
+import { dropZone, renderModels, setLoaded, uploadVersion } from "./models.js";
+import { renderJobs, setupTraining } from "./training.js";
+
 const REFRESH_MS = 2000;
-const MAX_EVENTS = 50;
-const KEY_STORAGE = "mlbuffet-api-key";
-
-function authHeaders() {
-  const key = sessionStorage.getItem(KEY_STORAGE);
-  return key ? { Authorization: "Bearer " + key } : {};
-}
-
-function askForKey() {
-  document.getElementById("auth").hidden = false;
-}
-
-function setupKeyForm() {
-  const form = document.getElementById("auth");
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const key = document.getElementById("api-key").value.trim();
-    if (key) sessionStorage.setItem(KEY_STORAGE, key);
-    form.hidden = true;
-  });
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
+const RESYNC_MS = 15000;
 
 function row(cells) {
   const tr = document.createElement("tr");
@@ -44,19 +18,12 @@ function row(cells) {
   return tr;
 }
 
-function bytes(n) {
-  if (n >= 1 << 30) return (n / (1 << 30)).toFixed(1) + " GiB";
-  if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MiB";
-  return (n / 1024).toFixed(0) + " KiB";
-}
-
 function ms(seconds) {
   return seconds === null || seconds === undefined ? "-" : (seconds * 1000).toFixed(2) + " ms";
 }
 
 function fill(tableId, rows) {
-  const body = document.querySelector("#" + tableId + " tbody");
-  body.replaceChildren(...rows);
+  document.querySelector("#" + tableId + " tbody").replaceChildren(...rows);
 }
 
 function render(cluster) {
@@ -81,6 +48,7 @@ function render(cluster) {
     models.reduce((sum, m) => sum + m.success + m.failure, 0);
   document.getElementById("requests-rate").textContent =
     models.reduce((sum, m) => sum + m.requests_per_s, 0).toFixed(2);
+  setLoaded(models);
 }
 
 function setStatus(text, isError) {
@@ -91,11 +59,8 @@ function setStatus(text, isError) {
 
 async function refresh() {
   try {
-    const response = await fetch("/api/v1/cluster", { cache: "no-store", headers: authHeaders() });
-    if (response.status === 401 || response.status === 403) askForKey();
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.http_status ? body.http_status.description : response.statusText);
-    render(body);
+    render(await call("GET", "/api/v1/cluster"));
+    await refreshCharts();
     setStatus("updated " + new Date().toLocaleTimeString());
   } catch (error) {
     setStatus("cluster view unavailable: " + error.message, true);
@@ -104,59 +69,51 @@ async function refresh() {
   }
 }
 
-function describe(kind, event) {
-  const when = new Date((event.at || Date.now() / 1000) * 1000).toLocaleTimeString();
-  if (kind === "node") return `${when} node ${event.node} (${event.role}) ${event.event}`;
-  if (kind === "model") {
-    const version = event.version === null || event.version === undefined ? "" : ":" + event.version;
-    return `${when} model ${event.model}${version} ${event.event} on ${event.node}`;
-  }
-  return `${when} ${kind} ${JSON.stringify(event)}`;
+// Models and jobs are read again when an event says they changed (at most once a second).
+function debounced(work) {
+  let timer = null;
+  return () => {
+    if (timer) return;
+    timer = setTimeout(async () => {
+      timer = null;
+      try { await work(); } catch (error) { setStatus(error.message, true); }
+    }, 1000);
+  };
 }
 
-function showEvent(block) {
-  let kind = "message";
-  const data = [];
-  for (const line of block.split("\n")) {
-    if (line.startsWith("event:")) kind = line.slice(6).trim();
-    else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-  }
-  if (!data.length || !["model", "node", "train"].includes(kind)) return;
-  let event;
-  try { event = JSON.parse(data.join("\n")); } catch (error) { return; }
-  const list = document.getElementById("events");
-  list.insertBefore(el("li", describe(kind, event)), list.firstChild);
-  while (list.children.length > MAX_EVENTS) list.removeChild(list.lastChild);
+const refreshModels = debounced(() => renderModels(refreshModels));
+const refreshJobs = debounced(renderJobs);
+
+function setupNewModel() {
+  const form = document.getElementById("new-model");
+  const progress = form.querySelector("progress");
+  const result = form.querySelector(".result");
+  dropZone(form.querySelector(".drop"), form.elements.file);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answer = await uploadVersion(form.elements.name.value.trim(), form.elements.file.files[0],
+      form.elements.description.value, progress, result);
+    if (answer) refreshModels();
+  });
 }
 
-async function listen() {
-  for (;;) {
-    try {
-      const response = await fetch("/api/v1/events", { cache: "no-store", headers: authHeaders() });
-      if (response.status === 401 || response.status === 403) askForKey();
-      if (response.ok && response.body) {
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value.replace(/\r\n?/g, "\n");
-          let end;
-          while ((end = buffer.indexOf("\n\n")) >= 0) {
-            showEvent(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-          }
-        }
-      }
-    } catch (error) {
-      // The gateway restarted or the network dropped: reconnect below.
-    }
-    await sleep(REFRESH_MS);
-  }
-}
+// What the charts hold, for a test (or a person at the browser console) to read.
+window.mlbuffetConsole = { chartPoints, ready: false };
 
 document.addEventListener("DOMContentLoaded", () => {
-  setupKeyForm();
+  setupKeyForm(() => { refreshModels(); refreshJobs(); });
+  setupCharts();
+  setupNewModel();
+  setupTraining();
+  onEvent((kind) => {
+    if (kind === "model") refreshModels();
+    if (kind === "train") refreshJobs();
+  });
   refresh();
   listen();
+  refreshModels();
+  refreshJobs();
+  // Events bring changes at once; this catches any the stream missed (a reconnect).
+  setInterval(() => { refreshModels(); refreshJobs(); }, RESYNC_MS);
+  window.mlbuffetConsole.ready = true; // the forms have their handlers from here on
 });

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbuffet.cli.output import compact, emit, table, terminal_width
+from mlbuffet.cli.progress import ProgressBar
 from mlbuffet.cli.remote import Command, add_remote_arguments, command_main
 from mlbuffet.cli.transport import Transport
 from mlbuffet.config import default_environ
@@ -96,7 +97,14 @@ async def show(transport: Transport, args: argparse.Namespace) -> None:
 
 
 async def push(transport: Transport, args: argparse.Namespace) -> None:
-    answer = await transport.push(args.name, args.file, args.description, not args.no_default)
+    bar = None
+    if sys.stdout.isatty() and not args.json:
+        bar = ProgressBar(f"uploading {args.file.name}", args.file.stat().st_size, sys.stdout)
+    answer = await transport.push(
+        args.name, args.file, args.description, not args.no_default, bar.update if bar else None
+    )
+    if bar is not None:
+        bar.finish()
     say(
         answer,
         args.json,

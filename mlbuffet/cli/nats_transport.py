@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +44,12 @@ class NatsTransport:
         return model_details(record, record.version(ref.version))
 
     async def push(
-        self, name: str, path: Path, description: str | None, make_default: bool
+        self,
+        name: str,
+        path: Path,
+        description: str | None,
+        make_default: bool,
+        progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         uploaded = await self.client.upload(name, path, description, make_default)
         return {

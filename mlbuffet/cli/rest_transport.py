@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from mlbuffet.cli.progress import CountingReader
 from mlbuffet.cli.transport import PredictInput, TrainRequest
 from mlbuffet.protocol.errors import MLBuffetError, ServiceUnavailableError, error_for_status
 from mlbuffet.protocol.names import ModelRef
@@ -59,7 +60,12 @@ class RestTransport:
         return body
 
     async def push(
-        self, name: str, path: Path, description: str | None, make_default: bool
+        self,
+        name: str,
+        path: Path,
+        description: str | None,
+        make_default: bool,
+        progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         previous = None
         if not make_default:
@@ -68,9 +74,10 @@ class RestTransport:
             previous = models.get(name, {}).get("default_version")
         # aiohttp streams an open file: a large model never sits in memory whole.
         with path.open("rb") as model:
+            sent = model if progress is None else CountingReader(model, progress)
             form = aiohttp.FormData()
             form.add_field(
-                "path", model, filename=path.name, content_type="application/octet-stream"
+                "path", sent, filename=path.name, content_type="application/octet-stream"
             )
             if description is not None:
                 form.add_field("model_description", description)

@@ -8,15 +8,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mlbuffet.cli.output import Exit, emit, table
 from mlbuffet.cli.remote import Command, add_remote_arguments, command_main
 from mlbuffet.cli.transport import TrainRequest, Transport
 from mlbuffet.config import default_environ
+from mlbuffet.protocol.errors import MLBuffetError
 
 SUBCOMMANDS = ("submit", "status", "logs", "cancel", "list")
 
@@ -108,6 +111,10 @@ def _request(args: argparse.Namespace) -> TrainRequest:
     )
 
 
+STATE_POLL_S = 1.0
+"""How often a followed job's state is looked at (its log lines arrive as they are written)."""
+
+
 def ending(job: Mapping[str, Any]) -> str:
     """One line: how a job ended (or where it is)."""
     state = job["state"]
@@ -123,10 +130,32 @@ def exit_for_job(job: Mapping[str, Any]) -> int:
     return {"failed": Exit.JOB_FAILED, "cancelled": Exit.JOB_CANCELLED}.get(job["state"], Exit.OK)
 
 
+async def watch_states(transport: Transport, job: str, out: TextIO) -> None:
+    """Print `job <id>: <state>` each time the job's state changes, until cancelled."""
+    last = None
+    while True:
+        try:
+            state = (await transport.job(job))["state"]
+        except MLBuffetError:
+            state = last  # a missed look is tried again; the log goes on meanwhile
+        if state != last:
+            print(f"job {job}: {state}", file=out, flush=True)
+            last = state
+        await asyncio.sleep(STATE_POLL_S)
+
+
 async def follow(transport: Transport, job: str, as_json: bool) -> int:
-    """Print the log as it grows (to stderr with --json), then how the job ended."""
-    async for line in transport.job_logs(job, follow=True):
-        print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
+    """Print the log as it grows and the job's state changes (to stderr with --json), then how
+    the job ended."""
+    out = sys.stderr if as_json else sys.stdout
+    states = asyncio.create_task(watch_states(transport, job, out))
+    try:
+        async for line in transport.job_logs(job, follow=True):
+            print(line, file=out, flush=True)
+    finally:
+        states.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await states
     final = await transport.job(job)
     if as_json:
         emit(final)

@@ -6,7 +6,7 @@ commands print and `--json` the same whichever way the request went.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,9 +67,15 @@ class Transport(Protocol):
         """As GET /api/v1/models/<ref>."""
 
     async def push(
-        self, name: str, path: Path, description: str | None, make_default: bool
+        self,
+        name: str,
+        path: Path,
+        description: str | None,
+        make_default: bool,
+        progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
-        """model, version, default_version, sha256, size."""
+        """model, version, default_version, sha256, size; `progress(bytes sent)` as it goes
+        (REST only: over NATS the object store sends the file in one call)."""
 
     async def delete(self, name: str, version: int | str | None) -> dict[str, Any]:
         """model, deleted_versions, default_version, versions ("all": every version)."""

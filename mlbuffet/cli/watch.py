@@ -14,6 +14,7 @@ from mlbuffet.config import (
     env,
     env_float,
 )
+from mlbuffet.observe.event_history import Since
 
 CONNECT_WAIT_S = 3.0
 """A command someone typed should not wait for NATS as long as a server role does."""
@@ -28,6 +29,8 @@ class WatchConfig:
     """status: how long to wait for the metrics actor."""
     count: int | None = None
     """events: stop after this many."""
+    since: Since | None = None
+    """events: replay the kept events from here first (None: only what happens from now)."""
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:

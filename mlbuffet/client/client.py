@@ -46,6 +46,7 @@ from mlbuffet.protocol.errors import (
     ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
+from mlbuffet.protocol.headers import deadline_ms_of
 from mlbuffet.protocol.inference import InferRequest, InferResponse
 from mlbuffet.protocol.jobs import JobRecord, TrainJob
 from mlbuffet.protocol.names import (
@@ -190,7 +191,7 @@ class Client:
         inputs: Inputs,
         version: int | None = None,
         outputs: Sequence[str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - sent as the deadline header
+        timeout: float | None = None,  # noqa: ASYNC109 - sent as the request's deadline
         id: str | None = None,
     ) -> InferResult:
         """Run `model` (its default version, or `version`) on `inputs`; outputs by name.
@@ -202,14 +203,15 @@ class Client:
         pinned = None if version is None else parse_version(version)
         if not isinstance(inputs, Mapping):
             inputs = {await self._only_input(name, pinned): inputs}
+        deadline = time.time() + (self.timeout if timeout is None else timeout)
         request = InferRequest(
             model=name,
             version=pinned,
             inputs=input_tensors(inputs),
             outputs=None if outputs is None else tuple(outputs),
             id=id,
+            deadline_ms=deadline_ms_of(deadline),
         )
-        deadline = time.time() + (self.timeout if timeout is None else timeout)
         reply = await nats_request.request(
             self.nc,
             subjects.infer(name, pinned),
@@ -219,6 +221,7 @@ class Client:
             who=WHO,
             on_no_responders=lambda: self._check_exists(name, pinned),
             hedging=self.hedging,
+            deadline_in_payload=True,
             place=lambda time_left_s: self.placer.place(name, time_left_s),
         )
         return InferResult(unpack(reply, InferResponse.from_dict))

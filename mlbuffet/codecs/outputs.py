@@ -40,6 +40,17 @@ def _text(raw: bytes | str) -> str:
 
 def jsonable(value: Any) -> Any:
     """Plain lists and maps with string keys, ready for json.dumps (numpy arrays included)."""
+    # What msgpack gives (a ZipMap's list of {label: probability}) first, by exact type:
+    # the isinstance checks below, ABCs among them, would run on every leaf.
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int or kind is str or value is None:
+        return value
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return array_to_json(value)
     if isinstance(value, np.generic):

@@ -60,7 +60,10 @@ class ReplyInbox:
         token = str(next(self._tokens))
         self.waiting[token] = waiter
         try:
-            await nc.publish(subject, payload, reply=self.prefix + token, headers=dict(headers))
+            # No headers at all rather than an empty block: nats-py would still write one.
+            await nc.publish(
+                subject, payload, reply=self.prefix + token, headers=dict(headers) or None
+            )
         except BaseException:
             del self.waiting[token]
             raise

@@ -69,6 +69,7 @@ async def request(
     headers: Mapping[str, str] | None = None,
     on_no_responders: Callable[[], Awaitable[None]] | None = None,
     hedging: Hedging | None = None,
+    deadline_in_payload: bool = False,
     place: Place | None = None,
 ) -> bytes:
     """One request/reply before `deadline` (Unix time), with NATS errors mapped.
@@ -80,11 +81,18 @@ async def request(
     what waiting cannot fix (the client checks that the model exists: 404).
     With `hedging` (only for requests that are safe to run twice, as inference
     is) a request that has no answer within the hedge delay, or is answered
-    503, is sent again: see HedgedRequest. With `place`, the first no responders
-    asks the pool to load the model (no host holds it) and sends again once one has.
+    503, is sent again: see HedgedRequest. With `deadline_in_payload` (an
+    InferRequest that carries its deadline_ms) no deadline header is sent:
+    without headers, neither side runs nats-py's header code. With `place`, a
+    no responders asks the pool to load the model (no host holds it) and sends
+    again once one has.
     """
     check_payload(nc, payload)
-    all_headers = {**deadline_header(deadline), **(headers or {})}
+    all_headers = (
+        dict(headers or {})
+        if deadline_in_payload
+        else {**deadline_header(deadline), **(headers or {})}
+    )
     waiting = NoRespondersWait(time.monotonic() + no_responders_wait_s, on_no_responders, place)
     if hedging is not None and hedging.config.enabled:
         time_left = deadline - time.time()
@@ -99,7 +107,7 @@ async def request(
         if timeout <= 0:
             raise DeadlineExceededError("no answer before the request's deadline")
         try:
-            msg = await nc.request(subject, payload, timeout=timeout, headers=all_headers)
+            msg = await nc.request(subject, payload, timeout=timeout, headers=all_headers or None)
             return msg.data
         except nats.errors.NoRespondersError:
             wait = await waiting.next_wait(timeout)

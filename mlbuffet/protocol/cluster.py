@@ -151,3 +151,70 @@ class ClusterStatus:
             nodes=tuple(nodes),
             models=tuple(models),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRequest:
+    """Request of mlbuffet.cluster.series: samples after `since` (Unix time; 0 for all kept)."""
+
+    TYPE = "mlbuffet.series_request.v1"
+
+    since: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "since": self.since}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SeriesRequest:
+        check_type(raw, cls.TYPE)
+        since = optional_field(raw, "since", (int, float), "series request")
+        return cls(since=0.0 if since is None else float(since))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSeries:
+    """Reply of mlbuffet.cluster.series: the metrics actor's recent samples, column by column.
+
+    `times` are the samples' Unix times; each of `nodes` (by node id) and
+    `models` (by `<model>:<version>`) maps a measure's name to one value per
+    time, None where that node or version was not there. docs/protocol.md
+    has the measures.
+    """
+
+    TYPE = "mlbuffet.cluster_series.v1"
+
+    node: str
+    interval_s: float
+    times: tuple[float, ...] = ()
+    nodes: Mapping[str, Mapping[str, list[Any]]] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, list[Any]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "node": self.node,
+            "interval_s": self.interval_s,
+            "times": list(self.times),
+            "nodes": {k: dict(v) for k, v in self.nodes.items()},
+            "models": {k: dict(v) for k, v in self.models.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ClusterSeries:
+        check_type(raw, cls.TYPE)
+        what = "cluster series"
+        times = required_field(raw, "times", list, what)
+        nodes = required_field(raw, "nodes", dict, what)
+        models = required_field(raw, "models", dict, what)
+        if not all(isinstance(t, int | float) for t in times):
+            raise BadRequestError("cluster series: times must be numbers")
+        for table in (nodes, models):
+            if not all(isinstance(v, Mapping) for v in table.values()):
+                raise BadRequestError("cluster series: every node and model must be a map")
+        return cls(
+            node=required_field(raw, "node", str, what),
+            interval_s=float(required_field(raw, "interval_s", (int, float), what)),
+            times=tuple(float(t) for t in times),
+            nodes=nodes,
+            models=models,
+        )

@@ -25,9 +25,15 @@ class Header(str, Enum):
     outputs, and runs nothing; no responders means no host is ready."""
 
 
+def deadline_ms_of(deadline: float) -> int:
+    """A deadline (Unix time, seconds) as the wire carries it, in the header or in an
+    InferRequest's `deadline_ms`: Unix time in milliseconds."""
+    return int(deadline * 1000)
+
+
 def deadline_header(deadline: float) -> dict[str, str]:
     """The Mlbuffet-Deadline header of a request due at `deadline` (Unix time, seconds)."""
-    return {Header.DEADLINE.value: str(int(deadline * 1000))}
+    return {Header.DEADLINE.value: str(deadline_ms_of(deadline))}
 
 
 def deadline_ms(headers: Mapping[str, str] | None) -> int | None:

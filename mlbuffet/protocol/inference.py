@@ -83,6 +83,10 @@ class InferRequest:
     """Names of the outputs wanted; None means all of them."""
     id: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    deadline_ms: int | None = None
+    """Absolute deadline, Unix time in milliseconds; a host drops the request once it has
+    passed. In the payload rather than a NATS header: nats-py builds and parses headers
+    in Python, and echoes a request's headers on its reply (docs/protocol.md)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +97,7 @@ class InferRequest:
             "outputs": None if self.outputs is None else list(self.outputs),
             "id": self.id,
             "parameters": dict(self.parameters),
+            "deadline_ms": self.deadline_ms,
         }
 
     @classmethod
@@ -111,6 +116,7 @@ class InferRequest:
             outputs=None if outputs is None else tuple(outputs),
             id=optional_field(raw, "id", str, what),
             parameters=optional_field(raw, "parameters", dict, what) or {},
+            deadline_ms=optional_field(raw, "deadline_ms", int, what),
         )
 
 

@@ -41,6 +41,9 @@ TRAIN_FILES_BUCKET = "mlbuffet_train_files"
 TRAIN_EVENTS_STREAM = "mlbuffet_train_events"
 """JetStream stream over train_events("*"): every job's state changes and log lines, replayable."""
 
+EVENTS_STREAM = "mlbuffet_events"
+"""JetStream stream over kept_events(): the mesh's recent model and node events, replayable."""
+
 
 def infer(model: str, version: int | None = None) -> str:
     """Inference on the default version of `model`, or on a pinned `version`."""
@@ -121,6 +124,15 @@ def all_events() -> str:
     return f"{PREFIX}.events.>"
 
 
+def kept_events() -> list[str]:
+    """What EVENTS_STREAM keeps: model and node events (training's are TRAIN_EVENTS_STREAM's).
+
+    JetStream lets no two streams share a subject, so the two streams split
+    `mlbuffet.events.>` between them.
+    """
+    return [model_events("*"), node_events("*")]
+
+
 def node_events(node: str) -> str:
     """A node came up or went down (published by the metrics actor)."""
     return f"{PREFIX}.events.node.{node}"
@@ -153,6 +165,11 @@ def node_heartbeat_now(node: str) -> str:
 def cluster_status() -> str:
     """Request/reply: the metrics actor's ClusterStatus."""
     return f"{PREFIX}.cluster.status"
+
+
+def cluster_series() -> str:
+    """Request/reply: the metrics actor's recent samples of the cluster (ClusterSeries)."""
+    return f"{PREFIX}.cluster.series"
 
 
 def service_name(role: str) -> str:

@@ -36,6 +36,8 @@ DTYPES: dict[str, np.dtype[Any]] = {
 
 BYTES = "BYTES"
 DATATYPES = (*DTYPES, BYTES)
+_DATATYPE_OF = {dtype: name for name, dtype in DTYPES.items()}
+"""The datatype of an array in the machine's byte order at one lookup (others: by kind and size)."""
 
 ONNX_TENSOR_TYPES: dict[str, str] = {
     "tensor(bool)": "BOOL",
@@ -63,6 +65,9 @@ MAX_DIMENSION = np.iinfo(np.intp).max
 
 def datatype_of(array: npt.NDArray[Any]) -> str:
     """The wire datatype of a numpy array (object and str arrays are BYTES)."""
+    known = _DATATYPE_OF.get(array.dtype)
+    if known is not None:
+        return known
     kind = array.dtype.kind
     if kind in "OUS":
         return BYTES

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import math
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 from concurrent.futures.process import BrokenProcessPool
@@ -117,6 +118,21 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
 
 
+def _stop_forkserver() -> None:
+    """Make the next worker fork from a fresh forkserver.
+
+    A worker that hangs before it loads anything may have been forked while the forkserver
+    held a lock: every worker forked from that server would hang the same way (in CI both
+    tries of a 1 KB model once outlasted the test). Workers already running are not touched;
+    the next one starts a new server. `_stop` is CPython's own (its tests use it); where it
+    is missing, nothing is done and the retry uses the old server, as before.
+    """
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if callable(stop):
+        stop()
+
+
 def sha256_of(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
@@ -207,6 +223,7 @@ class ModelInspector:
             for process in list(getattr(self._pool, "_processes", {}).values()):
                 process.kill()
         self.close()
+        _stop_forkserver()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import nats.errors
 import numpy as np
@@ -78,6 +79,31 @@ async def test_a_request_past_its_deadline_gets_no_answer_and_is_counted(
     )
     assert added(unpack(msg.data, InferResponse.from_dict)) == 1.0
     assert host.stats.expired == 1
+
+
+async def test_a_deadline_in_the_payload_is_kept_and_the_reply_has_no_headers(
+    nc, upload, start_modelhost, model_files
+):
+    await upload("adder", model_files.add_one)
+    host = await start_modelhost()
+    request = request_for("adder", adder_input())
+    past = pack(replace(request, deadline_ms=int(time.time() * 1000) - 1000))
+    with pytest.raises(nats.errors.TimeoutError):
+        await nc.request(subjects.infer("adder"), past, timeout=0.5)
+    assert host.stats.expired == 1
+    future = pack(replace(request, deadline_ms=int(time.time() * 1000) + 60_000))
+    msg = await nc.request(subjects.infer("adder"), future, timeout=5)
+    assert added(unpack(msg.data, InferResponse.from_dict)) == 1.0
+    assert host.stats.expired == 1
+    # nats-py's msg.respond would have sent the request's headers back: the host does not.
+    headed = await nc.request(
+        subjects.infer("adder"),
+        future,
+        timeout=5,
+        headers={Header.DEADLINE.value: str(int(time.time() * 1000) + 60_000)},
+    )
+    assert added(unpack(headed.data, InferResponse.from_dict)) == 1.0
+    assert not headed.headers
 
 
 async def test_drain_finishes_the_requests_in_flight_then_takes_no_more(

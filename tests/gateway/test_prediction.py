@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 
 import aiohttp
 import numpy as np
 import pytest
 from PIL import Image
 
+from mlbuffet.protocol import subjects
+from mlbuffet.protocol.inference import InferRequest
+from mlbuffet.protocol.wire import unpack
 from tests.conftest import eventually
 from tests.gateway.conftest import upload_file
 from tests.onnx_models import spin
@@ -272,6 +276,30 @@ async def test_a_request_past_its_deadline_is_504_and_the_host_skips_it(
     status, body = await busy
     assert status == 200 and np.allclose(body["values"], x)
     await eventually(lambda: host.stats.expired == 1)
+
+
+async def test_a_prediction_carries_its_deadline_in_the_payload_and_no_nats_headers(
+    make_gateway, serving, seed_iris, nc
+):
+    gateway = await make_gateway(request_timeout_s=7)
+    await upload_file(gateway, "iris", seed_iris)
+    await ready(serving, "iris")
+    seen: asyncio.Queue = asyncio.Queue()
+
+    async def watch(msg) -> None:
+        await seen.put(msg)
+
+    # Outside the modelhosts' queue group: a copy of every request, answered by the host.
+    sub = await nc.subscribe(subjects.infer("iris"), cb=watch)
+    await nc.flush()
+    sent_at = time.time()
+    status, body = await predict(gateway, "iris", [2, 5, 1, 4])
+    await sub.unsubscribe()
+    assert status == 200 and body["values"] == [1]
+    msg = await asyncio.wait_for(seen.get(), 5)
+    assert not msg.headers
+    request = unpack(msg.data, InferRequest.from_dict)
+    assert sent_at + 6 < request.deadline_ms / 1000 < time.time() + 7
 
 
 async def test_concurrent_predictions_are_spread_over_two_modelhosts(

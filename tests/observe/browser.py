@@ -41,9 +41,33 @@ class Page:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self._ids = itertools.count(1)
+        self.problems: list[str] = []
+        """Console errors, uncaught exceptions and failed loads, as DevTools reported them."""
+
+    def _note(self, event: dict[str, Any]) -> None:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            thrown = details.get("exception", {}).get("description") or details.get("text")
+            self.problems.append(f"exception: {thrown}")
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            args = " ".join(
+                str(a.get("value", a.get("description"))) for a in params.get("args", [])
+            )
+            self.problems.append(f"console.error: {args}")
+        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+            entry = params["entry"]
+            self.problems.append(
+                f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}"
+            )
+
+    async def watch_console(self) -> None:
+        """From now on, note console errors, exceptions and failed loads in `problems`."""
+        await self.call("Runtime.enable")
+        await self.call("Log.enable")
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """One DevTools command; its result (events arriving meanwhile are skipped)."""
+        """One DevTools command; its result (events arriving meanwhile are noted, see _note)."""
         call_id = next(self._ids)
         await self.ws.send_json({"id": call_id, "method": method, "params": params})
         while True:
@@ -51,6 +75,8 @@ class Page:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 raise AssertionError(f"DevTools connection ended: {msg.type}")
             answer = json.loads(msg.data)
+            if "method" in answer:
+                self._note(answer)
             if answer.get("id") == call_id:
                 if "error" in answer:
                     raise AssertionError(f"{method}: {answer['error']}")
@@ -65,8 +91,46 @@ class Page:
             f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || null"
         )
 
-    async def screenshot(self, path: Path) -> None:
-        result = await self.call("Page.captureScreenshot", format="png")
+    async def click(self, selector: str) -> None:
+        """Click the element as a person would: focus it and press it (its handlers run)."""
+        found = await self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " if (!e) return false; e.scrollIntoView(); e.focus(); e.click(); return true; })()"
+        )
+        assert found, f"nothing to click at {selector}"
+
+    async def choose_files(self, selector: str, *paths: Path) -> None:
+        """Put files in a file input, as the file chooser does (its change event fires)."""
+        result = await self.call(
+            "Runtime.evaluate", expression=f"document.querySelector({json.dumps(selector)})"
+        )
+        object_id = result["result"].get("objectId")
+        assert object_id, f"no file input at {selector}"
+        await self.call("DOM.setFileInputFiles", files=[str(p) for p in paths], objectId=object_id)
+
+    async def resize(self, width: int, height: int, mobile: bool = False) -> None:
+        await self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=mobile,
+        )
+
+    async def screenshot(self, path: Path, *, full_page: bool = False) -> None:
+        """The viewport as a PNG, or (full_page) the whole page from its top."""
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            size = (await self.call("Page.getLayoutMetrics"))["cssContentSize"]
+            params["clip"] = {
+                "x": 0,
+                "y": 0,
+                "width": size["width"],
+                "height": size["height"],
+                "scale": 1,
+            }
+            params["captureBeyondViewport"] = True
+        result = await self.call("Page.captureScreenshot", **params)
         path.write_bytes(base64.b64decode(result["data"]))
 
 
@@ -78,10 +142,14 @@ async def open_page(url: str, profile: Path) -> AsyncIterator[Page]:
         "--headless",
         "--no-sandbox",  # CI runs as root, where chromium's sandbox cannot start
         "--disable-gpu",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
         "--disable-dev-shm-usage",
         "--no-first-run",
         "--hide-scrollbars",
-        "--window-size=1280,900",
+        "--window-size=1280,800",
         "--remote-debugging-address=127.0.0.1",
         "--remote-debugging-port=0",
         f"--user-data-dir={profile}",
@@ -98,6 +166,7 @@ async def open_page(url: str, profile: Path) -> AsyncIterator[Page]:
             page_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
             async with session.ws_connect(page_url, max_msg_size=64 << 20) as ws:
                 page = Page(ws)
+                await page.watch_console()
                 await page.call("Page.navigate", url=url)
                 yield page
     finally:

@@ -22,6 +22,8 @@ from mlbuffet.protocol.wire import unpack
 from mlbuffet.roles.node_ids import new_node_id
 from tests.cli.conftest import spawn, start_up  # noqa: F401 (shared fixtures)
 from tests.gateway.conftest import gateway, make_gateway  # noqa: F401 (shared fixtures)
+from tests.security.conftest import key_ring, scoped_keys  # noqa: F401 (shared fixtures)
+from tests.trainer.conftest import iris_csv, start_trainer  # noqa: F401 (shared fixtures)
 
 INTERVAL_S = 0.2
 """Heartbeat interval of every node in these tests: short, so the suite stays fast."""

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from mlbuffet.observe.event_history import open_event_history
 from mlbuffet.protocol.events import ModelEvent
 from mlbuffet.protocol.wire import pack
 from tests.cli.conftest import clean_environ
@@ -107,3 +108,33 @@ async def test_events_json_prints_one_object_per_line(nats_server, nc):
         ("mlbuffet.events.model.m", 1, "loaded"),
         ("mlbuffet.events.model.m", 2, "loaded"),
     ]
+
+
+async def test_events_since_replays_what_happened_before_then_follows(nats_server, nc):
+    await open_event_history(nc.jetstream(), None)
+    for version in (1, 2, 3):
+        await nc.publish(
+            "mlbuffet.events.model.m", pack(ModelEvent("loaded", "m", version, "n", 1.5))
+        )
+    await nc.flush()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mlbuffet", "events", "--nats", nats_server.url,
+        "--json", "--since", "2", "--count", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_environ(),
+    )  # fmt: skip
+    assert process.stdout is not None
+    replayed = [json.loads(await asyncio.wait_for(process.stdout.readline(), TIMEOUT_S))]
+    replayed.append(json.loads(await asyncio.wait_for(process.stdout.readline(), TIMEOUT_S)))
+    # Versions 2 and 3 were kept from before the command; 4 happens while it follows.
+    await nc.publish("mlbuffet.events.model.m", pack(ModelEvent("loaded", "m", 4, "n", 2.5)))
+    out, err = await asyncio.wait_for(process.communicate(), TIMEOUT_S)
+    assert process.returncode == 0, err
+    lines = replayed + [json.loads(x) for x in out.decode().splitlines()]
+    assert [(x["seq"], x["version"]) for x in lines] == [(2, 2), (3, 3), (4, 4)]
+    assert {x["stream"] for x in lines} == {"mlbuffet_events"}
+
+
+def test_events_since_a_bad_value_says_what_it_takes():
+    result = mlbuffet("events", "--since", "yesterday")
+    assert result.returncode == 2
+    assert "sequence number (120) or a duration" in result.stderr

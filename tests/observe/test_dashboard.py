@@ -39,6 +39,9 @@ async def test_the_dashboard_shows_live_nodes_and_rising_request_counts(
         async def lists(node: str) -> bool:
             return node in (await page.text("#nodes tbody") or "")
 
+        # History on open: the host loaded the model before the page existed.
+        loaded = f"model adder:1 loaded on {host.node_id}"
+        await eventually(lambda: _contains(page.text("#events"), loaded), PAGE_TIMEOUT_S)
         # The live nodes: all three, up.
         await eventually(lambda: shows("#nodes-up", "3"), PAGE_TIMEOUT_S)
         for node in (host.node_id, gateway.server.app[NODE_ID], metrics.node_id):

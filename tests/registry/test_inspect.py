@@ -104,3 +104,33 @@ async def test_the_inspector_can_be_closed_twice_and_used_again(model_files):
         assert (await inspector.inspect(model_files.add_two)).size > 0
     finally:
         inspector.close()
+
+
+class FirstTryTooShort(ModelInspector):
+    """Every first try outlasts its limit, as a wedged worker's would."""
+
+    def first_try_timeout(self, size: int) -> float:
+        return 0.0
+
+
+def forkserver_pid() -> int | None:
+    import multiprocessing.forkserver
+
+    return multiprocessing.forkserver._forkserver._forkserver_pid
+
+
+async def test_a_first_try_that_outlasts_its_limit_is_retried_in_a_fresh_worker_and_forkserver(
+    inspector, model_files
+):
+    await inspector.inspect(model_files.add_one)  # a forkserver runs
+    server_before = forkserver_pid()
+    assert server_before is not None
+    wedged = FirstTryTooShort()
+    try:
+        model = await wedged.inspect(model_files.add_two)
+        assert model.description == "adds 2.0 to every element"
+        assert forkserver_pid() not in (None, server_before)
+    finally:
+        wedged.close()
+    # The other inspector's next worker forks from the new server too.
+    assert (await inspector.inspect(model_files.add_ten)).size > 0

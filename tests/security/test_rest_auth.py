@@ -79,6 +79,9 @@ def test_probes_and_the_welcome_are_the_only_public_routes():
         # The page and its script and style hold no data; the script reads the data routes.
         "GET /dashboard",
         "GET /dashboard/{file}",
+        # Vendored libraries (uPlot, Swagger UI) and the API docs page: code, no data.
+        "GET /dashboard/vendor/{package}/{file}",
+        "GET /docs",
     }
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import pty
 import struct
 import sys
 import termios
+
+from tests.cli.conftest import clean_environ
 
 
 async def test_push_list_show_default_and_delete_round_trip(cli, transport, registry, model_files):
@@ -136,19 +139,8 @@ async def test_list_in_a_real_terminal_fits_its_width(cli, rest, model_files):
     )
     assert pushed.code == 0, pushed.err
     columns = 70
-    primary, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mlbuffet", "models", "list", *rest,
-            stdin=asyncio.subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env,
-        )  # fmt: skip
-        os.close(secondary)
-        assert await asyncio.wait_for(process.wait(), 60) == 0
-        shown = await asyncio.to_thread(read_all, primary)
-    finally:
-        os.close(primary)
+    code, shown = await in_terminal("models", "list", *rest, columns=columns)
+    assert code == 0, shown
     lines = shown.replace("\r\n", "\n").splitlines()
     assert lines == [
         "MODEL  DEFAULT  VERSIONS  DESCRIPTION",
@@ -168,3 +160,42 @@ def read_all(fd: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode()
+
+
+async def in_terminal(*args: str, columns: int = 80) -> tuple[int, str]:
+    """`mlbuffet <args>` with its output on a pseudo-terminal `columns` wide, as a person
+    runs it; (exit code, what it showed)."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in clean_environ().items() if k not in ("COLUMNS", "LINES")}
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mlbuffet", *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env,
+        )  # fmt: skip
+        os.close(secondary)
+        code = await asyncio.wait_for(process.wait(), 60)
+        return code, await asyncio.to_thread(read_all, primary)
+    finally:
+        os.close(primary)
+
+
+async def test_push_of_a_large_file_shows_progress_on_a_terminal_and_nothing_extra_in_json(
+    rest, model_files
+):
+    size = model_files.large.stat().st_size
+    assert size > 8 << 20
+    code, shown = await in_terminal("models", "push", "big", str(model_files.large), *rest)
+    assert code == 0, shown
+    # Redrawn in place (\r) up to the whole file, with the bytes and the rate.
+    frames = [f for f in shown.replace("\r\n", "\n").split("\r") if "uploading large.onnx" in f]
+    assert frames, shown
+    assert "100%" in frames[-1] and "16.0 MiB / 16.0 MiB" in frames[-1] and "/s" in frames[-1]
+    assert "uploaded big version 1" in shown
+
+    code, shown = await in_terminal(
+        "models", "push", "big", str(model_files.large), "--json", *rest
+    )
+    assert code == 0, shown
+    assert "uploading" not in shown and "\r" not in shown.replace("\r\n", "\n")
+    assert json.loads(shown)["version"] == 2

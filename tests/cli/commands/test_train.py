@@ -63,6 +63,12 @@ async def test_submit_follow_status_logs_and_list(
     job = lines[0].split()[2]
     assert "accuracy 0.973" in lines
     assert lines[-1] == f"job {job} succeeded: flowers version 1 (the default version)"
+    # State changes show as they happen, in the order of a job's life, among the log lines.
+    states = [line.split(": ", 1)[1] for line in lines if line.startswith(f"job {job}: ")]
+    lifecycle = ["queued", "preparing", "running", "registering", "succeeded"]
+    assert "running" in states, lines
+    assert states == sorted(states, key=lifecycle.index), states
+    log = [line for line in lines[1:-1] if not line.startswith(f"job {job}: ")]
     assert (await registry.get("flowers")).versions[1].description == "from the CLI"
 
     status = await cli("train", "status", job, "--json", *transport)
@@ -73,7 +79,7 @@ async def test_submit_follow_status_logs_and_list(
     assert "state:     succeeded" in shown.out.splitlines()
 
     logs = await cli("train", "logs", job, *transport)
-    assert logs.code == 0 and logs.out.splitlines() == lines[1:-1]
+    assert logs.code == 0 and logs.out.splitlines() == log
     listed = await cli("train", "list", *transport)
     assert listed.out.splitlines()[0].split() == [
         "JOB",
