@@ -123,7 +123,8 @@ async def test_concurrent_first_requests_cause_one_load(
     # Room for t0 as measured and half of t1's weights: a registry change may not evict t0,
     # so t1 waits for a request.
     host.models.memory.budget = host.models.used() + tables[1].stat().st_size // 2
-    await add_tables(upload, registry, [tables[0], tables[1]])
+    await upload("t1", tables[1])
+    await registry.set_settings("t1", ONE_SESSION)
     await host.settle()
     assert set(host.served) == {"t0"}
 
@@ -150,7 +151,8 @@ async def test_models_asking_for_no_replica_are_evicted_before_older_ones(
     host.models.memory.budget = sum(host.models.cost(n) for n in names[:2]) + need // 2
     await lookup(client, "t0", 1)  # t0 is now the most recent, t1 the least but for t2
     await lookup(client, "t2", 1)
-    await add_tables(upload, registry, tables[:4])
+    await upload("t3", tables[3])
+    await registry.set_settings("t3", ONE_SESSION)
     await lookup(client, "t3", 0)
     assert "t1" not in host.served, "the model asking for no replica should have gone first"
     assert within_budget(host)
