@@ -70,6 +70,8 @@ _SETTINGS: dict[str, Any] = {
         "preferred_batch_sizes": {"type": "array", "items": {"type": "integer"}},
         "intra_op_threads": {"type": "integer"},
         "sessions": {"type": "integer"},
+        "min_replicas": {"type": "integer", "minimum": 0},
+        "max_replicas": {"type": ["integer", "null"], "minimum": 1},
     },
 }
 _TENSOR: dict[str, Any] = {

@@ -28,6 +28,7 @@ from gateway.http_metrics import HTTP_METRICS
 from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.hedging import Hedging
+from mlbuffet.mesh.placement import Placer
 from mlbuffet.mesh.request import request_once
 from mlbuffet.observe.event_history import open_event_history
 from mlbuffet.protocol import subjects
@@ -61,6 +62,8 @@ class MeshLink:
     config: GatewayConfig
     hedging: Hedging = field(init=False)
     """Inference requests a host leaves unanswered (or refuses) go out again; see mlbuffet.mesh.hedging."""
+    placer: Placer = field(init=False)
+    """Asks the pool to load a model no host holds; see mlbuffet.mesh.placement."""
     admin: RegistryAdmin = field(init=False)
     """Every registry write of a route goes through it: mapped errors, then events."""
     modelhosts: set[str] = field(default_factory=set)
@@ -68,6 +71,7 @@ class MeshLink:
 
     def __post_init__(self) -> None:
         self.hedging = Hedging(self.config.hedging)
+        self.placer = Placer(self.nc)
         self.admin = RegistryAdmin(self.registry, self.nc, self.node_id, WHO, written=self.changed)
 
     async def request(
@@ -78,6 +82,7 @@ class MeshLink:
         hedging: Hedging | None = None,
         *,
         deadline_in_payload: bool = False,
+        place: nats_request.Place | None = None,
     ) -> bytes:
         """One request/reply before `deadline` (Unix time), with NATS errors mapped.
 
@@ -93,6 +98,7 @@ class MeshLink:
             who=WHO,
             hedging=hedging,
             deadline_in_payload=deadline_in_payload,
+            place=place,
         )
 
     async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResponse:
@@ -104,6 +110,7 @@ class MeshLink:
             deadline,
             self.hedging,
             deadline_in_payload=True,
+            place=lambda time_left_s: self.placer.place(request.model, time_left_s),
         )
         return unpack(data, InferResponse.from_dict)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.names import parse_node_id
+from mlbuffet.protocol.sizes import parse_size
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -120,6 +121,16 @@ def env_float(environ: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"MLBUFFET_{name}={raw!r} is not a number") from None
+
+
+def size_setting(setting: str, raw: str | None) -> int | None:
+    """Bytes of a memory size given as text (512MiB); ConfigError names `setting`."""
+    if raw is None:
+        return None
+    try:
+        return parse_size(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
 
 
 def add_nats_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:

@@ -192,6 +192,28 @@ def slow_to_load(path: Path, nodes: int = 10_000) -> Path:
     return _save(_model(graph), path)
 
 
+LOOKUP_WIDTH = 4
+
+
+def lookup_table(path: Path, mib: float, offset: float) -> Path:
+    """y = table[i], a float32 table of `mib` MiB whose row r holds r + offset in every column.
+
+    Its weights cannot be folded away at load (the row comes from the request),
+    so the model costs at least its table in memory; the answer says which
+    model answered (offset) and that the row was read (r).
+    """
+    rows = max(1, int(mib * 2**20) // (4 * LOOKUP_WIDTH))
+    table = np.repeat(np.arange(rows, dtype=np.float32)[:, None] + offset, LOOKUP_WIDTH, axis=1)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "i"], ["y"], axis=0)],
+        "lookup_table",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, LOOKUP_WIDTH])],
+        initializer=[numpy_helper.from_array(table, "table")],
+    )
+    return _save(_model(graph), path, f"row r of a {mib} MiB table: r + {offset}")
+
+
 def sklearn_iris(path: Path) -> Path:
     """A scikit-learn classifier converted by skl2onnx, with its ZipMap probabilities."""
     from skl2onnx import to_onnx

@@ -60,6 +60,62 @@ def histogram_buckets(histogram: BucketHistogram) -> list[tuple[str, float]]:
     ]
 
 
+HOST_COUNTERS: tuple[tuple[str, type[CounterMetricFamily | GaugeMetricFamily], str, str], ...] = (
+    (
+        "expired",
+        CounterMetricFamily,
+        "mlbuffet_inference_request_expired",
+        "Requests dropped unanswered because their deadline had passed on arrival",
+    ),
+    (
+        "rejected",
+        CounterMetricFamily,
+        "mlbuffet_inference_request_rejected",
+        "Requests that failed before a model version was known (unknown model, bad subject)",
+    ),
+    (
+        "refused",
+        CounterMetricFamily,
+        "mlbuffet_inference_request_refused",
+        "Requests refused at once (503) because the modelhost's in-flight places and queue were full",
+    ),
+    (
+        "stalled",
+        GaugeMetricFamily,
+        "mlbuffet_modelhost_stalled",
+        "1 while the modelhost is out of the queue groups because its onnxruntime runs hang",
+    ),
+    (
+        "stalls",
+        CounterMetricFamily,
+        "mlbuffet_modelhost_stalls",
+        "Times the modelhost left the queue groups because its onnxruntime runs hung",
+    ),
+    (
+        "memory_budget_bytes",
+        GaugeMetricFamily,
+        "mlbuffet_modelhost_memory_budget_bytes",
+        "Memory the modelhost's loaded models may take (--memory-budget)",
+    ),
+    (
+        "memory_used_bytes",
+        GaugeMetricFamily,
+        "mlbuffet_modelhost_memory_used_bytes",
+        "Memory its loaded models took, as measured when each was loaded",
+    ),
+    (
+        "evictions",
+        CounterMetricFamily,
+        "mlbuffet_modelhost_evictions",
+        "Models the modelhost gave up to stay within its memory budget",
+    ),
+)
+"""Each modelhost's own counters in its heartbeat: (key, family, metric, help)."""
+
+SINCE_BUDGETS = frozenset({"memory_budget_bytes", "memory_used_bytes", "evictions"})
+"""Exported only by hosts that report them (older ones have no budget, not a zero one)."""
+
+
 class ClusterCollector(Collector):
     def __init__(self, view: ClusterView) -> None:
         self.view = view
@@ -118,31 +174,9 @@ class ClusterCollector(Collector):
             "Inference requests answered with an error once their model version was known",
             labels=VERSION_LABELS,
         )
-        expired = CounterMetricFamily(
-            "mlbuffet_inference_request_expired",
-            "Requests dropped unanswered because their deadline had passed on arrival",
-            labels=["node"],
-        )
-        rejected = CounterMetricFamily(
-            "mlbuffet_inference_request_rejected",
-            "Requests that failed before a model version was known (unknown model, bad subject)",
-            labels=["node"],
-        )
-        refused = CounterMetricFamily(
-            "mlbuffet_inference_request_refused",
-            "Requests refused at once (503) because the modelhost's in-flight places and queue were full",
-            labels=["node"],
-        )
-        stalled = GaugeMetricFamily(
-            "mlbuffet_modelhost_stalled",
-            "1 while the modelhost is out of the queue groups because its onnxruntime runs hang",
-            labels=["node"],
-        )
-        stalls = CounterMetricFamily(
-            "mlbuffet_modelhost_stalls",
-            "Times the modelhost left the queue groups because its onnxruntime runs hung",
-            labels=["node"],
-        )
+        per_host = [
+            (key, family(name, doc, labels=["node"])) for key, family, name, doc in HOST_COUNTERS
+        ]
         histograms = {
             key: HistogramMetricFamily(name, doc, labels=VERSION_LABELS)
             for key, name, doc in HISTOGRAMS
@@ -151,11 +185,9 @@ class ClusterCollector(Collector):
             beat = state.beat
             if beat.role != "modelhost":
                 continue
-            expired.add_metric([beat.node], _number(beat.counters.get("expired")))
-            rejected.add_metric([beat.node], _number(beat.counters.get("rejected")))
-            refused.add_metric([beat.node], _number(beat.counters.get("refused")))
-            stalled.add_metric([beat.node], _number(beat.counters.get("stalled")))
-            stalls.add_metric([beat.node], _number(beat.counters.get("stalls")))
+            for key, metric in per_host:
+                if key in beat.counters or key not in SINCE_BUDGETS:
+                    metric.add_metric([beat.node], _number(beat.counters.get(key)))
             for (model, version), stats in version_stats(beat).items():
                 labels = [model, str(version), beat.node]
                 success.add_metric(labels, _number(stats.get("success")))
@@ -169,11 +201,7 @@ class ClusterCollector(Collector):
         yield from (
             success,
             failure,
-            expired,
-            rejected,
-            refused,
-            stalled,
-            stalls,
+            *(metric for _, metric in per_host),
             *histograms.values(),
         )
 

@@ -19,12 +19,20 @@ from mlbuffet.config import (
     env_float,
     env_int,
     nats_config_from,
+    size_setting,
     split_urls,
 )
+from mlbuffet.protocol.sizes import format_size
 from mlbuffet.roles.health_listener import add_health_arguments, health_config_from, health_listener
+from mlbuffet.roles.memory import default_memory_budget
 from mlbuffet.roles.node_ids import new_node_id
 from mlbuffet.roles.ready_lines import modelhost_ready
 from mlbuffet.roles.runner import run_role
+
+
+def _memory_budget(raw: str | None) -> int:
+    budget = size_setting("--memory-budget", raw)
+    return default_memory_budget() if budget is None else budget
 
 
 def parse_args(
@@ -76,6 +84,14 @@ def parse_args(
         help="non-default versions kept loaded per model (default %(default)s)",
     )
     parser.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        default=env(environ, "MEMORY_BUDGET"),
+        help="memory its loaded models may take, as 512MiB or 2GiB; least recently used ones "
+        "are evicted to stay within it (MLBUFFET_MEMORY_BUDGET; default: half this machine's "
+        f"memory, {format_size(default_memory_budget())})",
+    )
+    parser.add_argument(
         "--stall-after",
         type=float,
         metavar="SECONDS",
@@ -95,6 +111,7 @@ def parse_args(
         workers=args.workers,
         intra_op_threads=args.intra_op_threads,
         pinned_versions=args.pinned_versions,
+        memory_budget=_memory_budget(args.memory_budget),
         drain_timeout_s=args.drain_timeout,
         stall_after_s=args.stall_after,
         heartbeat_interval_s=args.heartbeat_interval,

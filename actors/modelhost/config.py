@@ -9,6 +9,7 @@ from mlbuffet.config import ConfigError, NatsConfig, check_heartbeat_interval
 from mlbuffet.protocol.errors import BadRequestError
 from mlbuffet.protocol.names import parse_model_name
 from mlbuffet.roles.health_listener import HealthConfig
+from mlbuffet.roles.memory import default_memory_budget
 
 QUEUED_PER_INFLIGHT = 4
 """Default queue per place in flight: a few rounds of work, not an unbounded backlog."""
@@ -40,6 +41,10 @@ class ModelhostConfig:
     intra_op_threads: int = 1
     pinned_versions: int = 4
     """Non-default versions kept loaded per model (least recently used ones are unloaded)."""
+    memory_budget: int = field(default_factory=default_memory_budget)
+    """Bytes its loaded models may take, as measured when each loads; least recently used
+    models are evicted to stay within it. Default: half the memory of the machine (or of
+    its cgroup), see mlbuffet.roles.memory."""
     drain_timeout_s: float = 30.0
     stall_after_s: float = STALL_AFTER_S
     """With runs pending and none finished for this long (or 4 x the slowest recent run, if
@@ -66,6 +71,8 @@ class ModelhostConfig:
                 raise ConfigError(f"{setting} must be at least 1")
         if self.max_queued is not None and self.max_queued < 0:
             raise ConfigError("--max-queued must not be negative")
+        if self.memory_budget <= 0:
+            raise ConfigError("--memory-budget must be above 0, as 512MiB")
         if self.pinned_versions < 0:
             raise ConfigError("--pinned-versions must not be negative")
         if self.drain_timeout_s < 0:

@@ -5,7 +5,9 @@ set loads and warms versions (the file's bytes come from the `fetch` it is
 given), swaps a new default in, keeps a bounded set of pinned versions (least
 recently used evicted first), forgets what is removed, and runs requests on
 the loaded sessions: on the event loop when the run is cheap, in a batch when
-the model batches, else in a compute thread.
+the model batches, else in a compute thread. What each model cost to load is
+measured and kept within the host's memory budget (memory.py); the set says
+which models to give up for room, the reconciler gives them up.
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from actors.modelhost.batching import Batcher
-from actors.modelhost.runtime import Computed, Feeds, ModelRuntime, RuntimeSettings
+from actors.modelhost.memory import MemoryBudget, measure, release_freed_memory
+from actors.modelhost.runtime import (
+    Computed,
+    Feeds,
+    ModelRuntime,
+    RuntimeSettings,
+    start_onnxruntime,
+)
 from mlbuffet.protocol.cluster import LoadedModel
-from mlbuffet.protocol.errors import ModelNotFoundError
+from mlbuffet.protocol.errors import ModelNotFoundError, ModelNotReadyError
 from mlbuffet.protocol.records import ModelRecord, ModelSettings, VersionRecord
+from mlbuffet.protocol.sizes import format_size
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,8 @@ class ModelSetLimits:
     """A model's onnxruntime threads per run unless its settings say otherwise."""
     pinned_versions: int
     """Non-default versions kept loaded per model; 0 loads one for each request that asks."""
+    memory_budget: int
+    """Bytes the loaded models may take, as measured when each was loaded (memory.py)."""
 
 
 class ModelSet:
@@ -74,6 +87,8 @@ class ModelSet:
         )
         self._compute = ThreadPoolExecutor(limits.workers, thread_name_prefix="onnxruntime")
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="model-loader")
+        """One thread: loads are measured one at a time (memory.measure)."""
+        self.memory = MemoryBudget(limits.memory_budget)
 
     @property
     def models(self) -> Mapping[str, ModelVersions]:
@@ -88,6 +103,30 @@ class ModelSet:
             for version in {versions.default.version, *versions.pinned}
         ]
         return tuple(sorted(loaded, key=lambda m: (m.model, m.version)))
+
+    def floor(self, record: VersionRecord, settings: ModelSettings) -> int:
+        """The least loading a version can cost: each session holds every weight of its file."""
+        return record.size * self.runtime_settings(settings).sessions
+
+    def cost(self, name: str) -> int:
+        """Bytes the loaded versions of `name` were measured to take (0 if none is loaded)."""
+        versions = self._models.get(name)
+        if versions is None:
+            return 0
+        runtimes = {id(r): r for r in (versions.default, *versions.pinned.values())}
+        return sum(r.memory_bytes for r in runtimes.values())
+
+    def costs(self) -> dict[str, int]:
+        """Every loaded model's cost."""
+        return {name: self.cost(name) for name in self._models}
+
+    def used(self) -> int:
+        """Bytes of the budget taken."""
+        return sum(self.costs().values())
+
+    async def start(self) -> None:
+        """Start onnxruntime before any model is loaded and measured (see start_onnxruntime)."""
+        await asyncio.get_running_loop().run_in_executor(self._loader, start_onnxruntime)
 
     def close(self) -> None:
         """Forget every model and stop the threads; runs under way are not waited for."""
@@ -110,7 +149,7 @@ class ModelSet:
 
         The version is not installed: the caller decides what it becomes.
         """
-        key = (name, record.version, settings)
+        key = (name, record.version, settings.execution())
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -118,28 +157,32 @@ class ModelSet:
         self._loading[key] = future
         try:
             started = time.perf_counter()
+            # Weights over the whole budget cannot fit loaded: refused before they are read.
+            self.memory.check_floor(name, record.size, self.runtime_settings(settings).sessions)
             data = await self._fetch(name, record.version)
             loop = asyncio.get_running_loop()
-            runtime = await loop.run_in_executor(
-                self._loader,
-                ModelRuntime.load,
-                name,
-                record,
-                data,
-                self.runtime_settings(settings),
-                settings,
+            build = partial(self._build, name, record, data, settings)
+            floor = self.floor(record, settings)
+            (runtime, warm_s), cost = await loop.run_in_executor(
+                self._loader, measure, build, floor
             )
-            warm_started = time.perf_counter()
-            await loop.run_in_executor(self._loader, runtime.warm)
-            self._warmed(time.perf_counter() - warm_started)
+            del data
+            self._warmed(warm_s)
+            if cost > self.memory.budget:
+                del runtime  # its sessions go, and their memory back to the system
+                self._loader.submit(release_freed_memory)
+                self.memory.check_measured(name, cost)
+            runtime.memory_bytes = cost
+            runtime.memory_floor = floor
             if settings.batching and runtime.batchable:
                 self._batchers[runtime] = Batcher(runtime, self._compute)
             log.info(
-                "%s loaded %s:%s in %.0f ms",
+                "%s loaded %s:%s in %.0f ms, %s",
                 self.node_id,
                 name,
                 record.version,
                 (time.perf_counter() - started) * 1000,
+                format_size(cost),
             )
             future.set_result(runtime)
             return runtime
@@ -150,12 +193,22 @@ class ModelSet:
         finally:
             del self._loading[key]
 
+    def _build(
+        self, name: str, record: VersionRecord, data: bytes, settings: ModelSettings
+    ) -> tuple[ModelRuntime, float]:
+        """Load and warm one version (in the loader thread); the warm-up's seconds."""
+        runtime = ModelRuntime.load(name, record, data, self.runtime_settings(settings), settings)
+        warm_started = time.perf_counter()
+        runtime.warm()
+        return runtime, time.perf_counter() - warm_started
+
     def install(self, name: str, runtime: ModelRuntime, record: ModelRecord) -> bool:
         """Make a loaded, warmed `runtime` the default of `name`; True if `name` is new here.
 
         A default that is replaced stays loaded as a pinned version while the
         registry still has it, so requests pinned to it need no reload.
         """
+        self.memory.loaded(name, runtime.memory_bytes, runtime.memory_floor)
         versions = self._models.get(name)
         if versions is None:
             self._models[name] = ModelVersions(default=runtime)
@@ -167,9 +220,16 @@ class ModelSet:
         versions.pinned.pop(runtime.version, None)
         return False
 
-    def remove(self, name: str) -> bool:
-        """Forget every version of `name`; False if none was loaded."""
-        return self._models.pop(name, None) is not None
+    def remove(self, name: str, *, evicted: bool = False) -> bool:
+        """Forget every version of `name`; False if none was loaded.
+
+        Its memory goes back to the system once the requests still running on it end.
+        """
+        self.memory.forget(name, evicted=evicted)
+        if self._models.pop(name, None) is None:
+            return False
+        self._loader.submit(release_freed_memory)
+        return True
 
     def is_current(self, name: str, record: ModelRecord) -> bool:
         """Whether `name`'s default is the one `record` asks for."""
@@ -201,7 +261,11 @@ class ModelSet:
         """
         versions = self._models.get(name)
         if versions is None:
+            if self.memory.was_loaded(name):
+                # Evicted while the request waited: another host (or a reload) can take it.
+                raise ModelNotReadyError(f"model {name!r} was evicted from this host; retry")
             raise ModelNotFoundError(f"model {name!r} is not served here")
+        self.memory.touch(name)
         if version is None or version == versions.default.version:
             return versions.default
         runtime = versions.pinned.get(version)
@@ -243,9 +307,12 @@ class ModelSet:
 
 
 def matches(runtime: ModelRuntime, record: VersionRecord, settings: ModelSettings) -> bool:
-    """Whether `runtime` is what the registry asks for: the same file with the same settings."""
-    return (runtime.version, runtime.sha256, runtime.settings) == (
+    """Whether `runtime` is what the registry asks for: the same file with the same settings.
+
+    Replica settings are not compared: where a model runs does not change how.
+    """
+    return (runtime.version, runtime.sha256, runtime.settings.execution()) == (
         record.version,
         record.sha256,
-        settings,
+        settings.execution(),
     )

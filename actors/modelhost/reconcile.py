@@ -6,6 +6,11 @@ loaded and warmed first and installed only if it is still the default by
 then, so no request ever reaches a version that cannot answer it. What
 serving means on the wire (subscriptions, events) is the service's: it is
 told through `on_installed` and `on_removed`.
+
+Every load first makes room in the host's memory budget (room.py). A model
+the registry brings that finds no room without pushing out models requests
+use is left unloaded here: its first request places it (`place`), evicting
+the least recently used.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from actors.modelhost.model_set import ModelSet, matches
-from mlbuffet.protocol.errors import MLBuffetError
+from actors.modelhost.room import Room
+from mlbuffet.protocol.errors import MLBuffetError, ModelNotFoundError, ModelNotReadyError
 from mlbuffet.protocol.records import ModelRecord
 from mlbuffet.registry import RegistryView
 
@@ -37,6 +43,7 @@ class Reconciler:
         self,
         view: RegistryView,
         models: ModelSet,
+        room: Room,
         *,
         wanted: Callable[[str], bool],
         on_installed: Installed,
@@ -44,6 +51,7 @@ class Reconciler:
     ) -> None:
         self.view = view
         self.models = models
+        self.room = room
         self._wanted = wanted
         self._on_installed = on_installed
         self._on_removed = on_removed
@@ -54,7 +62,7 @@ class Reconciler:
         """A RegistryView listener: reconcile `name` soon, if this host wants it now."""
         if not self._wanted(name):
             return
-        task = asyncio.create_task(self._reconcile(name), name=f"reconcile-{name}")
+        task = asyncio.create_task(self._follow(name), name=f"reconcile-{name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -75,8 +83,34 @@ class Reconciler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _reconcile(self, name: str) -> None:
-        """Bring what this host serves of `name` in line with the registry's current record."""
+    async def place(self, name: str) -> tuple[int, bool]:
+        """Load `name` for a request waiting on it, evicting for room; (version, whether loaded now).
+
+        Raises what the request should hear: ModelNotFoundError, ModelNotReadyError
+        (unloaded, or no room), ModelTooLargeError, or the load's own error.
+        """
+        if not self._wanted(name):
+            raise ModelNotReadyError(f"model {name!r} is not served by this host")
+        placed = await self._reconcile(name, for_request=True)
+        assert placed is not None
+        return placed
+
+    async def _follow(self, name: str) -> None:
+        """A registry change: reconcile `name`, logging what fails (nobody waits for it)."""
+        try:
+            await self._reconcile(name, for_request=False)
+        except Exception as exc:
+            record = self.view.records.get(name)
+            version = record.default_version if record else None
+            message = exc.message if isinstance(exc, MLBuffetError) else repr(exc)
+            log.error("cannot load %s:%s: %s", name, version, message)
+
+    async def _reconcile(self, name: str, *, for_request: bool) -> tuple[int, bool] | None:
+        """Bring what this host serves of `name` in line with the registry's current record.
+
+        Returns (default version, whether it was loaded now), or None when a
+        registry change found no room for a model new here.
+        """
         async with self._locks.setdefault(name, asyncio.Lock()):
             # A load takes time and the record may change meanwhile: install only
             # what is still the default once loaded, else go round again.
@@ -85,19 +119,43 @@ class Reconciler:
                 if record is None or not record.serving:  # unloaded: as if it were gone
                     if self.models.remove(name):
                         await self._on_removed(name)
-                    return
+                    if not for_request:
+                        return None
+                    if record is None:
+                        raise ModelNotFoundError(f"model {name!r} does not exist")
+                    raise ModelNotReadyError(f"model {name!r} is unloaded (not serving)")
                 self.models.prune_pinned(name, record)
                 if self.models.is_current(name, record):
-                    return
+                    return record.default_version, False
+                # A model held here is kept current whatever it costs; one new here is
+                # loaded by a registry change only into room that nobody else needs.
+                force = for_request or name in self.models.models
+                sessions = self.models.runtime_settings(record.settings).sessions
+                if not await self.room.make(name, record.default.size, sessions, force=force):
+                    if for_request:
+                        raise ModelNotReadyError(
+                            f"no room for model {name!r} on this host: every model it holds "
+                            "is needed; retry"
+                        )
+                    log.info(
+                        "%s: no room for %s now; its first request loads it",
+                        self.models.node_id,
+                        name,
+                    )
+                    return None
                 try:
                     runtime = await self.models.load(name, record.default, record.settings)
-                except Exception as exc:
-                    message = exc.message if isinstance(exc, MLBuffetError) else repr(exc)
-                    log.error("cannot load %s:%s: %s", name, record.default_version, message)
-                    return
+                finally:
+                    self.room.release(name)
                 latest = self.view.records.get(name)
                 if latest is None or not matches(runtime, latest.default, latest.settings):
                     continue
                 new = self.models.install(name, runtime, latest)
+                if for_request:
+                    self.models.memory.keep_fresh(name)
                 await self._on_installed(name, runtime.version, new)
-                return
+                await self.room.trim(name, force=force)
+                return runtime.version, True
+        if for_request:
+            raise ModelNotReadyError(f"model {name!r} keeps changing; retry")
+        return None

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+from mlbuffet.samples import sample_path
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from mlbuffet.protocol import tensors
@@ -124,6 +125,10 @@ class ModelRuntime:
         self.output_names = tuple(spec.name for spec in self.signature.outputs)
         self.batchable = _batchable(self.signature)
         """Dimension 0 is dynamic on every input and tensor output: requests can be stacked."""
+        self.memory_bytes = 0
+        """Resident memory that loading and warming it took (measured by the model set)."""
+        self.memory_floor = 0
+        """The least it could have cost: its file's size x its sessions."""
         self.item_s = 1.0
         """Moving average of run time per input element (seconds); pessimistic until measured.
 
@@ -326,3 +331,17 @@ def plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def start_onnxruntime() -> None:
+    """Build, run and drop one small session (the iris sample), once per process.
+
+    onnxruntime's first session also sets up the library itself (its
+    environment, kernel registry and thread pools: some 20 MiB); paid here,
+    before any model is measured, it is part of the host's baseline rather
+    than the cost of whichever model happens to load first.
+    """
+    session = ort.InferenceSession(
+        sample_path("iris").read_bytes(), providers=["CPUExecutionProvider"]
+    )
+    session.run(None, {session.get_inputs()[0].name: np.zeros((1, 4), np.float32)})

@@ -7,7 +7,10 @@ It subscribes only once the default version is loaded and warmed, and swaps a
 new default in only once that one is loaded and warmed (reconcile.py), so no
 request ever reaches a host that cannot answer it. The loaded versions and
 how a request runs on them are the model set's (model_set.py); this module
-subscribes, admits, answers and counts.
+subscribes, admits, answers and counts. A model no host holds is loaded when a
+caller asks for it on `mlbuffet.place.<model>` (queue group `modelhost`): the
+host makes room in its memory budget (room.py), loads it, subscribes, and
+only then answers.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from actors.modelhost.config import ModelhostConfig
 from actors.modelhost.loading import read_model
 from actors.modelhost.model_set import ModelSet, ModelSetLimits, ModelVersions
 from actors.modelhost.reconcile import Reconciler
+from actors.modelhost.room import Room
 from actors.modelhost.runtime import ModelRuntime
 from actors.modelhost.stall import Change, StallWatch
 from actors.modelhost.stats import HostStats
@@ -41,11 +45,14 @@ from mlbuffet.protocol.errors import (
     BadRequestError,
     InternalError,
     MLBuffetError,
+    ModelNotReadyError,
+    ModelTooLargeError,
     OverloadedError,
 )
 from mlbuffet.protocol.events import ModelEventKind
 from mlbuffet.protocol.headers import Header, deadline_ms
 from mlbuffet.protocol.inference import EchoReply, EchoRequest, InferRequest, InferResponse
+from mlbuffet.protocol.placement import PlaceReply
 from mlbuffet.protocol.wire import pack, pack_error, unpack_map
 from mlbuffet.registry import Registry, RegistryView
 
@@ -78,6 +85,7 @@ class ModelhostService(Actor):
                 workers=config.workers,
                 intra_op_threads=config.intra_op_threads,
                 pinned_versions=config.pinned_versions,
+                memory_budget=config.memory_budget,
             ),
             node_id,
             warmed=self.stall.record,  # a slow model is not a stalled one
@@ -106,15 +114,23 @@ class ModelhostService(Actor):
         )
         await open_event_history(self.nc.jetstream(), self.config.registry_replicas)
         self.view = RegistryView(self.registry)
+        await self.models.start()
         self.reconciler = Reconciler(
             self.view,
             self.models,
+            Room(self.models, surplus=self._surplus, on_evicted=self._on_evicted),
             wanted=lambda name: self.serves(name) and not self.state.winding_down,
             on_installed=self._on_installed,
             on_removed=self._on_removed,
         )
         self.view.add_listener(self.reconciler.on_change)
         await self.subscribe(subjects.echo(), subjects.MODELHOST_QUEUE, cb=self._on_echo)
+        for subject in (
+            [subjects.place_any()]
+            if self.config.models is None
+            else [subjects.place(name) for name in self.config.models]
+        ):
+            await self.subscribe(subject, subjects.MODELHOST_QUEUE, cb=self._on_place)
         await self.view.start()
         # The initial state arrived through the listener; wait for those loads.
         await self.settle()
@@ -146,6 +162,9 @@ class ModelhostService(Actor):
             "queued": self.tasks.queued,
             "stalled": int(self.stall.stalled),
             "stalls": self.stall.stalls,
+            "memory_budget_bytes": self.models.memory.budget,
+            "memory_used_bytes": self.models.used(),
+            "evictions": self.models.memory.evictions,
         }
         return NodeLoad(
             in_flight=self.stats.in_flight,
@@ -186,11 +205,28 @@ class ModelhostService(Actor):
         ]
 
     async def _on_removed(self, name: str) -> None:
+        await self._leave(name)
+        log.info("%s no longer serves %s", self.node_id, name)
+        await self._publish_event(ModelEventKind.UNLOADED, name, None)
+
+    async def _on_evicted(self, name: str, reason: str) -> None:
+        """About to be given up for room: leave its queue groups first, then say so."""
+        await self._leave(name)
+        await self._publish_event(ModelEventKind.EVICTED, name, None, reason)
+
+    async def _leave(self, name: str) -> None:
         async with self._membership:
             for sub in self._infer_subscriptions.pop(name, []):
                 await self.unsubscribe(sub)
-        log.info("%s no longer serves %s", self.node_id, name)
-        await self._publish_event(ModelEventKind.UNLOADED, name, None)
+
+    def _surplus(self, name: str) -> bool:
+        """Whether evicting `name` leaves the pool with its min_replicas, as far as we can tell.
+
+        A host does not yet follow what the others hold, so only a model that asks
+        for no replica (min_replicas 0), or that the registry no longer has, is surplus.
+        """
+        record = self.view.records.get(name) if self.view is not None else None
+        return record is None or record.settings.min_replicas == 0
 
     async def runtime_for(self, name: str, version: int | None) -> ModelRuntime:
         """The loaded session for a request; loads a pinned version on first use."""
@@ -314,6 +350,33 @@ class ModelhostService(Actor):
                     if name in self.served and not self._infer_subscriptions.get(name):
                         self._infer_subscriptions[name] = await self._subscribe_model(name)
 
+    # -- placing a model no host holds ---------------------------------------------
+
+    async def _on_place(self, msg: Msg) -> None:
+        """A caller met no responders for a model: load it here (a load may take seconds)."""
+        self.tasks.start(self._serve_place(msg), "place")
+
+    async def _serve_place(self, msg: Msg) -> None:
+        name = ""
+        try:
+            try:
+                name = subjects.parse_place(msg.subject)
+            except ValueError as exc:
+                raise BadRequestError(str(exc)) from None
+            if self.reconciler is None or self.stall.stalled:
+                raise ModelNotReadyError(f"modelhost {self.node_id} cannot load models now")
+            version, loaded = await self.reconciler.place(name)
+            reply = pack(PlaceReply(model=name, version=version, node=self.node_id, loaded=loaded))
+        except ModelTooLargeError as exc:
+            await self._publish_event(ModelEventKind.REFUSED, name, None, exc.message)
+            reply = pack_error(exc)
+        except MLBuffetError as exc:
+            reply = pack_error(exc)
+        except Exception:
+            log.exception("placing %s failed", name or msg.subject)
+            reply = pack_error(InternalError("internal error"))
+        await self._reply(msg, reply)
+
     async def _on_echo(self, msg: Msg) -> None:
         try:
             request = EchoRequest.from_dict(unpack_map(msg.data))
@@ -332,8 +395,10 @@ class ModelhostService(Actor):
         except Exception:
             log.warning("could not answer on %s", msg.subject, exc_info=True)
 
-    async def _publish_event(self, event: ModelEventKind, name: str, version: int | None) -> None:
-        await publish_model_event(self.nc, self.node_id, event, name, version)
+    async def _publish_event(
+        self, event: ModelEventKind, name: str, version: int | None, reason: str | None = None
+    ) -> None:
+        await publish_model_event(self.nc, self.node_id, event, name, version, reason)
 
 
 def _infer_target(subject: str) -> tuple[str, int | None]:

@@ -200,7 +200,7 @@ async def get_settings(request: web.Request) -> web.Response:
 
 
 async def put_settings(request: web.Request) -> web.Response:
-    """Replace a model's batching and execution settings; omitted ones take their defaults."""
+    """Replace a model's batching, execution and replica settings; omitted ones take their defaults."""
     name = model_name(request)
     body = json_object(await json_body(request), '{"max_batch_size": 8, "max_queue_delay_us": 500}')
     settings = ModelSettings.from_dict(body)
@@ -275,14 +275,14 @@ ROUTES = (
         "GET",
         "/api/v1/models/{ref}/settings",
         get_settings,
-        "a model's batching and execution settings",
+        "a model's batching, execution and replica settings",
         Scope.READ,
     ),
     Route(
         "PUT",
         "/api/v1/models/{ref}/settings",
         put_settings,
-        'replace them: {"max_batch_size", "max_queue_delay_us", "preferred_batch_sizes", "intra_op_threads", "sessions"}',
+        'replace them: {"max_batch_size", "max_queue_delay_us", "preferred_batch_sizes", "intra_op_threads", "sessions", "min_replicas", "max_replicas"}',
         Scope.WRITE,
         SMALL_BODY_BYTES,
     ),

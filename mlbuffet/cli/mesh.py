@@ -149,7 +149,12 @@ class ProcessTree:
         self.modelhosts = [
             self._child(
                 f"modelhost-{i}",
-                role_command("modelhost", *nats_arguments(self._nats_as("modelhost")), *common),
+                role_command(
+                    "modelhost",
+                    *nats_arguments(self._nats_as("modelhost")),
+                    *("--memory-budget", str(config.memory_budget)),
+                    *common,
+                ),
                 MODELHOST_READY,
                 self._nats_as("modelhost"),
             )

@@ -25,8 +25,10 @@ from mlbuffet.config import (
     env_float,
     env_int,
     is_loopback,
+    size_setting,
     split_urls,
 )
+from mlbuffet.roles.memory import default_memory_budget
 
 DEFAULT_DATA_DIR = "mlbuffet-data"
 
@@ -44,6 +46,9 @@ class UpConfig:
     nats_urls: tuple[str, ...] = ()
     """An existing NATS to use instead of starting one; empty starts the embedded server."""
     modelhosts: int = 2
+    modelhost_memory: int | None = None
+    """Each modelhost's memory budget in bytes; None: half this machine's memory, shared
+    among the modelhosts (mlbuffet.roles.memory)."""
     metrics_port: int = 9091
     """Prometheus endpoint of the metrics actor; 0 picks a free one, -1 runs no metrics actor."""
     trainer: bool = True
@@ -75,6 +80,13 @@ class UpConfig:
         return auth_summary(self.api_keys, not is_loopback(self.host))
 
     @property
+    def memory_budget(self) -> int:
+        """What each modelhost that `up` starts may hold of models, in bytes."""
+        if self.modelhost_memory is not None:
+            return self.modelhost_memory
+        return default_memory_budget(self.modelhosts)
+
+    @property
     def embedded_nats(self) -> bool:
         return not self.nats_urls
 
@@ -88,6 +100,8 @@ class UpConfig:
             )
         if self.modelhosts < 0:
             raise ConfigError("--modelhosts must not be negative")
+        if self.modelhost_memory is not None and self.modelhost_memory <= 0:
+            raise ConfigError("--modelhost-memory must be above 0, as 512MiB")
         if self.nats_urls:
             NatsConfig(urls=self.nats_urls)  # raises ConfigError naming --nats
         if self.log_level not in LOG_LEVELS:
@@ -158,6 +172,13 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         help="modelhost processes to run (MLBUFFET_MODELHOSTS; default %(default)s)",
     )
     add(
+        "--modelhost-memory",
+        metavar="SIZE",
+        default=env(environ, "MODELHOST_MEMORY"),
+        help="memory budget of each modelhost, as 512MiB or 2GiB (MLBUFFET_MODELHOST_MEMORY; "
+        "default: half this machine's memory, shared among the modelhosts)",
+    )
+    add(
         "--metrics-port",
         type=int,
         default=env_int(environ, "METRICS_PORT", 9091),
@@ -212,6 +233,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[
         nats_port=args.nats_port,
         nats_urls=split_urls(args.nats) if args.nats else (),
         modelhosts=args.modelhosts,
+        modelhost_memory=size_setting("--modelhost-memory", args.modelhost_memory),
         metrics_port=args.metrics_port,
         trainer=not args.no_trainer,
         samples=not args.no_samples,

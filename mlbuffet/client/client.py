@@ -39,6 +39,7 @@ from mlbuffet.mesh import request as nats_request
 from mlbuffet.mesh.connection import NatsUnavailableError, close_quietly, connect
 from mlbuffet.mesh.errors import from_nats
 from mlbuffet.mesh.hedging import HedgeConfig, Hedging
+from mlbuffet.mesh.placement import Placer
 from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import (
     DeadlineExceededError,
@@ -106,6 +107,7 @@ class Client:
         """
         self.nc = nc
         self.hedging = Hedging(hedging or HedgeConfig())
+        self.placer = Placer(nc)
         self.timeout = timeout
         self.no_responders_wait = no_responders_wait
         self.node_id = node_id or new_node_id("client")
@@ -220,6 +222,7 @@ class Client:
             on_no_responders=lambda: self._check_exists(name, pinned),
             hedging=self.hedging,
             deadline_in_payload=True,
+            place=lambda time_left_s: self.placer.place(name, time_left_s),
         )
         return InferResult(unpack(reply, InferResponse.from_dict))
 

@@ -20,10 +20,17 @@ log = logging.getLogger(__name__)
 
 
 async def publish_model_event(
-    nc: Client, node: str, event: ModelEventKind, model: str, version: int | None
+    nc: Client,
+    node: str,
+    event: ModelEventKind,
+    model: str,
+    version: int | None,
+    reason: str | None = None,
 ) -> None:
     """Tell the cluster what `node` changed; a failure is logged, never raised."""
-    message = ModelEvent(event=event, model=model, version=version, node=node, at=time.time())
+    message = ModelEvent(
+        event=event, model=model, version=version, node=node, at=time.time(), reason=reason
+    )
     try:
         await nc.publish(subjects.model_events(model), pack(message))
     except Exception:

@@ -38,6 +38,16 @@ RETRY_FIRST_WAIT_S = 0.05
 RETRY_MAX_WAIT_S = 0.5
 NO_RESPONDERS_CHECK_S = 1.0
 """How long the first no-responders check (does the model exist?) may take."""
+PLACED_GRACE_S = 1.0
+"""After a host said it loaded the model, how long no responders is still waited out: its
+subscription may take that long to reach the other servers of a NATS cluster."""
+
+PLACES_PER_REQUEST = 5
+"""Place requests one inference request may send: a host short of room may evict the model
+just placed for another before this request reaches it; beyond that, the pool is thrashing."""
+
+Place = Callable[[float], Awaitable[object]]
+"""Asks the pool to load the request's model within the given seconds (mesh/placement.py)."""
 
 SERVICE_UNAVAILABLE = HTTPStatus.SERVICE_UNAVAILABLE.value
 
@@ -60,6 +70,7 @@ async def request(
     on_no_responders: Callable[[], Awaitable[None]] | None = None,
     hedging: Hedging | None = None,
     deadline_in_payload: bool = False,
+    place: Place | None = None,
 ) -> bytes:
     """One request/reply before `deadline` (Unix time), with NATS errors mapped.
 
@@ -72,7 +83,9 @@ async def request(
     is) a request that has no answer within the hedge delay, or is answered
     503, is sent again: see HedgedRequest. With `deadline_in_payload` (an
     InferRequest that carries its deadline_ms) no deadline header is sent:
-    without headers, neither side runs nats-py's header code.
+    without headers, neither side runs nats-py's header code. With `place`, a
+    no responders asks the pool to load the model (no host holds it) and sends
+    again once one has.
     """
     check_payload(nc, payload)
     all_headers = (
@@ -80,7 +93,7 @@ async def request(
         if deadline_in_payload
         else {**deadline_header(deadline), **(headers or {})}
     )
-    waiting = NoRespondersWait(time.monotonic() + no_responders_wait_s, on_no_responders)
+    waiting = NoRespondersWait(time.monotonic() + no_responders_wait_s, on_no_responders, place)
     if hedging is not None and hedging.config.enabled:
         time_left = deadline - time.time()
         if time_left <= 0:
@@ -131,9 +144,16 @@ async def request_once(
 class NoRespondersWait:
     """The back-off after "no responders": short waits for a host to take the model, bounded."""
 
-    def __init__(self, give_up_at: float, on_first: Callable[[], Awaitable[None]] | None) -> None:
+    def __init__(
+        self,
+        give_up_at: float,
+        on_first: Callable[[], Awaitable[None]] | None,
+        place: Place | None = None,
+    ) -> None:
         self._give_up_at = give_up_at
         self._on_first = on_first
+        self._place = place
+        self._places_left = PLACES_PER_REQUEST
         self._wait = RETRY_FIRST_WAIT_S
 
     async def next_wait(self, time_left_s: float) -> float:
@@ -141,6 +161,13 @@ class NoRespondersWait:
         if self._on_first is not None:
             on_first, self._on_first = self._on_first, None
             await check_quickly(on_first)
+        if self._place is not None and self._places_left > 0:
+            self._places_left -= 1
+            done = await placed(self._place, time_left_s)
+            # The ask took time of its own: the wait for a host starts again after it.
+            self._give_up_at = max(self._give_up_at, time.monotonic() + PLACED_GRACE_S)
+            if done:
+                return 0.0
         wait = self._wait
         if time.monotonic() + wait > self._give_up_at or time_left_s < wait:
             raise no_modelhost()
@@ -163,6 +190,26 @@ async def check_quickly(check: Callable[[], Awaitable[None]]) -> None:
         raise
     except (TimeoutError, nats.errors.Error):
         log.debug("no-responders check did not answer in %s s", NO_RESPONDERS_CHECK_S)
+
+
+async def placed(place: Place, time_left_s: float) -> bool:
+    """Whether a host loaded the model; raises what it said of the model (404, 507).
+
+    "Not now" (503: no host takes place requests, none has room) and a place
+    request that outlived its time are left to the ordinary waiting.
+    """
+    try:
+        await place(time_left_s)
+    except MLBuffetError as exc:
+        if exc.status in PLACE_TRANSIENT:
+            log.debug("placing the model failed: %s", exc.message)
+            return False
+        raise
+    return True
+
+
+PLACE_TRANSIENT = frozenset({503, 504})
+"""Statuses of a failed place request that waiting (for another host, a restart) may cure."""
 
 
 class Send(Enum):

@@ -10,6 +10,7 @@ from mlbuffet.protocol.errors import (
     MLBuffetError,
     ModelNotFoundError,
     ModelNotReadyError,
+    ModelTooLargeError,
     OverloadedError,
     PayloadTooLargeError,
     ServiceUnavailableError,
@@ -31,6 +32,7 @@ from mlbuffet.protocol.inference import (
     Tensor,
 )
 from mlbuffet.protocol.names import ModelRef, parse_model_name, parse_version
+from mlbuffet.protocol.placement import PlaceReply
 from mlbuffet.protocol.records import DYNAMIC, ModelRecord, Signature, TensorSpec, VersionRecord
 from mlbuffet.protocol.wire import pack, pack_error, unpack
 
@@ -53,11 +55,13 @@ __all__ = [
     "ModelNotReadyError",
     "ModelRecord",
     "ModelRef",
+    "ModelTooLargeError",
     "NodeEventKind",
     "ObjectOutput",
     "Output",
     "OverloadedError",
     "PayloadTooLargeError",
+    "PlaceReply",
     "ServiceUnavailableError",
     "Signature",
     "Tensor",

@@ -113,6 +113,17 @@ class OverloadedError(ServiceUnavailableError):
     kind = "overloaded"
 
 
+class ModelTooLargeError(MLBuffetError):
+    """The model takes more memory than a modelhost's budget: no host can hold it.
+
+    507 Insufficient Storage: the server cannot hold what the request needs, and
+    asking again will not help until a bigger host joins (or the model shrinks).
+    Not a 503, which callers and hedging retry.
+    """
+
+    status = HTTPStatus.INSUFFICIENT_STORAGE
+
+
 class DeadlineExceededError(MLBuffetError):
     """No answer before the request's deadline."""
 
@@ -133,6 +144,7 @@ _BY_STATUS: dict[int, type[MLBuffetError]] = {
         TooManyRequestsError,
         InternalError,
         ServiceUnavailableError,
+        ModelTooLargeError,
         DeadlineExceededError,
     )
 }

@@ -22,6 +22,10 @@ class ModelEventKind(str, Enum):
     LOADED = "loaded"
     """A modelhost serves it now."""
     UNLOADED = "unloaded"
+    EVICTED = "evicted"
+    """A modelhost gave the model up to stay within its memory budget (`reason` says why)."""
+    REFUSED = "refused"
+    """A modelhost could not hold the model: larger than its whole memory budget."""
 
 
 class NodeEventKind(str, Enum):
@@ -45,6 +49,8 @@ class ModelEvent:
     DELETED = ModelEventKind.DELETED
     LOADED = ModelEventKind.LOADED
     UNLOADED = ModelEventKind.UNLOADED
+    EVICTED = ModelEventKind.EVICTED
+    REFUSED = ModelEventKind.REFUSED
 
     event: ModelEventKind
     model: str
@@ -52,9 +58,11 @@ class ModelEvent:
     node: str
     at: float
     """Unix time in seconds."""
+    reason: str | None = None
+    """Why, in words, for the events that have one (evicted, refused, loaded for a request)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document = {
             "type": self.TYPE,
             "event": ModelEventKind(self.event).value,
             "model": self.model,
@@ -62,6 +70,9 @@ class ModelEvent:
             "node": self.node,
             "at": self.at,
         }
+        if self.reason is not None:
+            document["reason"] = self.reason
+        return document
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ModelEvent:
@@ -73,6 +84,7 @@ class ModelEvent:
             version=optional_field(raw, "version", int, what),
             node=required_field(raw, "node", str, what),
             at=float(required_field(raw, "at", (int, float), what)),
+            reason=optional_field(raw, "reason", str, what),
         )
 
 

@@ -117,6 +117,8 @@ class VersionRecord:
 MAX_BATCH_SIZE_LIMIT = 1024
 MAX_QUEUE_DELAY_US_LIMIT = 1_000_000
 MAX_THREADS_LIMIT = 256
+MAX_REPLICAS_LIMIT = 1024
+"""Far above any pool we run; it only keeps a typo from reading as a plan."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,11 @@ class ModelSettings:
     """Threads one run may use; None: the host's --intra-op-threads."""
     sessions: int | None = None
     """onnxruntime sessions (runs at once) per host; None: the host's cores / threads."""
+    min_replicas: int = 1
+    """Hosts that keep the model loaded while the pool has room; 0 lets an idle model be
+    unloaded everywhere (its next request loads it again)."""
+    max_replicas: int | None = None
+    """Most hosts that may hold the model at once; None: every host."""
 
     FIELDS = (
         "max_batch_size",
@@ -145,11 +152,23 @@ class ModelSettings:
         "preferred_batch_sizes",
         "intra_op_threads",
         "sessions",
+        "min_replicas",
+        "max_replicas",
     )
+    PLACEMENT_FIELDS = ("min_replicas", "max_replicas")
+    """Settings of where a model runs, not how: changing them reloads nothing."""
 
     @property
     def batching(self) -> bool:
         return self.max_batch_size > 1
+
+    def execution(self) -> ModelSettings:
+        """These settings without the placement ones: what a loaded session was built with.
+
+        A host compares these to decide whether a record change needs a reload,
+        so moving `min_replicas` does not reload the model everywhere.
+        """
+        return replace(self, min_replicas=1, max_replicas=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -158,6 +177,8 @@ class ModelSettings:
             "preferred_batch_sizes": list(self.preferred_batch_sizes),
             "intra_op_threads": self.intra_op_threads,
             "sessions": self.sessions,
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
         }
 
     @classmethod
@@ -182,12 +203,21 @@ class ModelSettings:
             raise UnprocessableError(
                 f"preferred_batch_sizes must be a list of whole numbers from 1 to max_batch_size ({max_batch})"
             )
+        min_replicas = _whole(raw, "min_replicas", 0, MAX_REPLICAS_LIMIT, default=1)
+        assert min_replicas is not None
+        max_replicas = _whole(raw, "max_replicas", 1, MAX_REPLICAS_LIMIT)
+        if max_replicas is not None and min_replicas > max_replicas:
+            raise UnprocessableError(
+                f"min_replicas ({min_replicas}) must not be above max_replicas ({max_replicas})"
+            )
         return cls(
             max_batch_size=max_batch,
             max_queue_delay_us=delay,
             preferred_batch_sizes=tuple(sorted(set(preferred))),
             intra_op_threads=_whole(raw, "intra_op_threads", 1, MAX_THREADS_LIMIT),
             sessions=_whole(raw, "sessions", 1, MAX_THREADS_LIMIT),
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
         )
 
     def check_batchable(self, signature: Signature) -> None:

@@ -79,6 +79,27 @@ def parse_infer(subject: str) -> tuple[str, int | None]:
     return parts[2], int(version)
 
 
+def place(model: str) -> str:
+    """Request/reply, queue group MODELHOST_QUEUE: load `model` on a host with room (PlaceReply).
+
+    Sent by a caller whose inference request met no responders: no host holds the model.
+    """
+    return f"{PREFIX}.place.{model}"
+
+
+def place_any() -> str:
+    """Wildcard over every model's place subject (a host that may load any model)."""
+    return f"{PREFIX}.place.*"
+
+
+def parse_place(subject: str) -> str:
+    """The model of a place subject; ValueError for any other subject."""
+    parts = subject.split(".")
+    if len(parts) != 3 or parts[:2] != [PREFIX, "place"] or not _MODEL_NAME.fullmatch(parts[2]):
+        raise ValueError(f"not a place subject: {subject!r}")
+    return parts[2]
+
+
 def echo() -> str:
     """The load-balancing test: any modelhost answers with its node id."""
     return f"{PREFIX}.test.echo"

@@ -74,7 +74,9 @@ async def adder(model_files):
 
 @contextmanager
 def model_set(fetch, pinned_versions: int) -> Iterator[ModelSet]:
-    limits = ModelSetLimits(workers=2, intra_op_threads=1, pinned_versions=pinned_versions)
+    limits = ModelSetLimits(
+        workers=2, intra_op_threads=1, pinned_versions=pinned_versions, memory_budget=2**30
+    )
     models = ModelSet(fetch, limits, "test-node")
     try:
         yield models

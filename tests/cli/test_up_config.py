@@ -9,6 +9,7 @@ import pytest
 from mlbuffet.cli import nats as nats_role
 from mlbuffet.cli.up_config import UpConfig, parse_args
 from mlbuffet.config import ConfigError
+from mlbuffet.roles.memory import available_memory_bytes, default_memory_budget
 
 
 def test_defaults_are_the_documented_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +42,19 @@ def test_the_environment_sets_defaults_and_flags_override_it(tmp_path: Path) -> 
     assert (config.port, config.modelhosts) == (0, 1)
 
 
+def test_modelhost_memory_is_read_as_a_size_and_shared_by_default() -> None:
+    config, _ = parse_args(["--modelhost-memory", "256MiB"], {})
+    assert config.memory_budget == 256 * 2**20
+    config, _ = parse_args([], {"MLBUFFET_MODELHOST_MEMORY": "2GiB", "MLBUFFET_MODELHOSTS": "3"})
+    assert config.memory_budget == 2 * 2**30
+    # Unset: half the machine's memory among the hosts, so they cannot fill it together.
+    one, _ = parse_args(["--modelhosts", "1"], {})
+    four, _ = parse_args(["--modelhosts", "4"], {})
+    assert one.memory_budget == default_memory_budget(1) > 0
+    assert abs(four.memory_budget * 4 - one.memory_budget) <= 4
+    assert one.memory_budget <= available_memory_bytes() // 2
+
+
 def test_nats_urls_mean_no_embedded_server() -> None:
     config, _ = parse_args(["--nats", "nats://a:4222, nats://b:4222"], {})
     assert config.nats_urls == ("nats://a:4222", "nats://b:4222")
@@ -58,6 +72,8 @@ def test_nats_urls_mean_no_embedded_server() -> None:
         (["--startup-timeout", "0"], {}, "--startup-timeout must be positive"),
         ([], {"MLBUFFET_PORT": "eighty"}, "MLBUFFET_PORT='eighty' is not an integer"),
         ([], {"MLBUFFET_NO_SAMPLES": "maybe"}, "MLBUFFET_NO_SAMPLES='maybe': use 1 or 0"),
+        (["--modelhost-memory", "lots"], {}, "--modelhost-memory: 'lots' is not a size"),
+        (["--modelhost-memory", "0MiB"], {}, "--modelhost-memory must be above 0"),
     ],
 )
 def test_a_bad_setting_is_refused_with_its_name(

@@ -18,6 +18,8 @@ BATCHING = {
     "preferred_batch_sizes": [4, 8],
     "intra_op_threads": 1,
     "sessions": 2,
+    "min_replicas": 1,
+    "max_replicas": None,
 }
 
 
@@ -110,7 +112,7 @@ async def test_batching_is_refused_for_a_fixed_first_dimension(gateway, registry
     assert response.status == 200
 
 
-async def test_bad_settings_get_a_422_that_names_them(gateway, model_files):
+async def test_bad_settings_get_a_422_that_names_them(gateway, registry, model_files):
     await upload_file(gateway, "adder", model_files.add_one)
     for body, words in (
         ({"max_batch_size": 0}, "max_batch_size"),
@@ -119,6 +121,10 @@ async def test_bad_settings_get_a_422_that_names_them(gateway, model_files):
         ({"max_batch_size": 4, "preferred_batch_sizes": [8]}, "preferred_batch_sizes"),
         ({"sessions": 0}, "sessions"),
         ({"batch": 4}, "unknown setting 'batch'"),
+        ({"min_replicas": -1}, "min_replicas"),
+        ({"min_replicas": 1.5}, "min_replicas"),
+        ({"max_replicas": 0}, "max_replicas"),
+        ({"min_replicas": 3, "max_replicas": 2}, "must not be above max_replicas (2)"),
     ):
         response = await gateway.put("/api/v1/models/adder/settings", json=body)
         answer = await response.json()
@@ -128,8 +134,44 @@ async def test_bad_settings_get_a_422_that_names_them(gateway, model_files):
         "/api/v1/models/adder", data=form_with(model_files.add_one, max_batch_size="many")
     )
     assert response.status == 422
+    response = await gateway.put(
+        "/api/v1/models/adder", data=form_with(model_files.add_one, min_replicas="-2")
+    )
+    assert response.status == 422
+    assert "min_replicas" in (await response.json())["http_status"]["description"]
     response = await gateway.put("/api/v1/models/nobody/settings", json={"sessions": 1})
     assert response.status == 404
+    assert (await registry.get("adder")).versions.keys() == {1}, "a refused upload added a version"
+
+
+async def test_replica_settings_are_taken_at_upload_and_through_the_settings_route(
+    gateway, registry, model_files
+):
+    form = form_with(model_files.add_one, min_replicas="0", max_replicas="3")
+    response = await gateway.put("/api/v1/models/adder", data=form)
+    body = await response.json()
+    assert response.status == 201, body
+    assert (body["settings"]["min_replicas"], body["settings"]["max_replicas"]) == (0, 3)
+    stored = (await registry.get("adder")).settings
+    assert (stored.min_replicas, stored.max_replicas) == (0, 3)
+
+    response = await gateway.put(
+        "/api/v1/models/adder/settings", json={"min_replicas": 2, "max_replicas": 2}
+    )
+    assert response.status == 200, await response.json()
+    stored = (await registry.get("adder")).settings
+    assert (stored.min_replicas, stored.max_replicas) == (2, 2)
+
+    # Omitted, they take their defaults, as every other setting does.
+    response = await gateway.put("/api/v1/models/adder/settings", json={"sessions": 1})
+    shown = (await response.json())["settings"]
+    assert (shown["min_replicas"], shown["max_replicas"]) == (1, None)
+
+
+def test_replica_settings_are_not_execution_settings():
+    placed = ModelSettings(sessions=2, min_replicas=0, max_replicas=4)
+    assert placed.execution() == ModelSettings(sessions=2)
+    assert placed.execution() != ModelSettings(sessions=3).execution()
 
 
 def test_a_record_written_before_settings_existed_still_loads():

@@ -93,6 +93,26 @@ async def test_two_modelhosts_add_up(nc, upload, model_files, start_modelhost, s
     await eventually(all_counted)
 
 
+async def test_memory_budget_used_and_evictions_are_the_hosts_own_figures(
+    nc, upload, model_files, start_modelhost, start_metrics
+):
+    await upload("adder", model_files.add_one)
+    host = await start_modelhost(heartbeat_interval_s=INTERVAL_S, memory_budget=64 * 2**20)
+    metrics = await start_metrics()
+    labels = {"node": host.node_id}
+
+    async def reported() -> bool:
+        samples = await scrape(metrics.metrics_url)
+        return (
+            value(samples, "mlbuffet_modelhost_memory_budget_bytes", **labels),
+            value(samples, "mlbuffet_modelhost_memory_used_bytes", **labels),
+            value(samples, "mlbuffet_modelhost_evictions_total", **labels),
+        ) == (64 * 2**20, host.models.used(), host.models.memory.evictions)
+
+    await eventually(reported)
+    assert host.models.used() >= model_files.add_one.stat().st_size  # measured, at least its file
+
+
 async def test_the_gateway_http_requests_reach_the_metrics_actor(make_gateway, start_metrics):
     metrics = await start_metrics()
     gateway = await make_gateway(heartbeat_interval_s=INTERVAL_S)

@@ -13,6 +13,7 @@ from mlbuffet.protocol.errors import (
     MLBuffetError,
     ModelNotFoundError,
     ModelNotReadyError,
+    ModelTooLargeError,
     OverloadedError,
     PayloadTooLargeError,
     ServiceUnavailableError,
@@ -34,6 +35,7 @@ ERRORS = [
     (TooManyRequestsError, 429, "Too Many Requests"),
     (InternalError, 500, "Internal Server Error"),
     (ServiceUnavailableError, 503, "Service Unavailable"),
+    (ModelTooLargeError, 507, "Insufficient Storage"),
     (DeadlineExceededError, 504, "Gateway Timeout"),
 ]
 

@@ -18,6 +18,8 @@ WIRE_MODEL_EVENTS = {
     "deleted",
     "loaded",
     "unloaded",
+    "evicted",
+    "refused",
 }
 
 

@@ -15,6 +15,7 @@ from mlbuffet.protocol.inference import (
     ObjectOutput,
     Tensor,
 )
+from mlbuffet.protocol.placement import PlaceReply
 from mlbuffet.protocol.wire import pack, unpack, unpack_map
 
 TENSOR = Tensor("x", "FP32", (1, 2), b"\x00\x00\x80?\x00\x00\x00@")
@@ -44,8 +45,10 @@ MESSAGES = [
     EchoRequest(data="hello"),
     EchoRequest(data={"nested": [1, 2.5, None, b"raw"]}),
     EchoReply(data=7, node="modelhost-c"),
+    PlaceReply(model="iris", version=2, node="modelhost-d", loaded=True),
     ModelEvent(ModelEvent.UPLOADED, "iris", 4, "gateway-x", 1700000000.25),
     ModelEvent(ModelEvent.UNLOADED, "iris", None, "modelhost-y", 1700000000.0),
+    ModelEvent(ModelEvent.EVICTED, "iris", 1, "modelhost-y", 1700000000.0, reason="lru"),
 ]
 
 

@@ -53,3 +53,17 @@ def test_the_other_subjects_and_buckets_have_their_documented_names():
     assert subjects.MODELHOST_QUEUE == "modelhost"
     assert subjects.MODELS_BUCKET == "mlbuffet_models"
     assert subjects.FILES_BUCKET == "mlbuffet_model_files"
+
+
+def test_place_subjects_name_the_model_and_read_back():
+    assert subjects.place("iris") == "mlbuffet.place.iris"
+    assert subjects.place_any() == "mlbuffet.place.*"
+    assert subjects.parse_place(subjects.place("a-b_C9")) == "a-b_C9"
+    for subject in (
+        "mlbuffet.place",
+        "mlbuffet.place.iris.2",
+        "mlbuffet.place.ir*s",
+        "x.place.iris",
+    ):
+        with pytest.raises(ValueError):
+            subjects.parse_place(subject)
