@@ -151,6 +151,7 @@ ROLES: tuple[Role, ...] = (
         "REST gateway: asks for predictions, changes the registry, never serves inference",
         publish=(
             f"{P}.infer.>",
+            f"{P}.place.>",
             f"{P}.test.echo",
             f"{P}.events.>",
             f"{P}.heartbeat.gateway.>",
@@ -176,7 +177,7 @@ ROLES: tuple[Role, ...] = (
             *registry_read(),
             *stream_create(EVENTS_STREAM),
         ),
-        subscribe=(f"{P}.infer.>", f"{P}.test.echo", DISCOVERY, HEARTBEAT_NOW),
+        subscribe=(f"{P}.infer.>", f"{P}.place.>", f"{P}.test.echo", DISCOVERY, HEARTBEAT_NOW),
         responds=True,
     ),
     Role(
@@ -215,8 +216,8 @@ ROLES: tuple[Role, ...] = (
     ),
     Role(
         "predict",
-        "an outside client: inference requests and nothing else",
-        publish=(f"{P}.infer.>",),
+        "an outside client: inference requests (and placing a model no host holds) and nothing else",
+        publish=(f"{P}.infer.>", f"{P}.place.>"),
     ),
 )
 ROLE_NAMES = tuple(r.name for r in ROLES)

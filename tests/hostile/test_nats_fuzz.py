@@ -58,6 +58,8 @@ SERVED = {
     "node_heartbeat_now": "every actor (micro endpoint)",
     "cluster_status": "metrics (micro endpoint)",
     "cluster_series": "metrics (micro endpoint)",
+    "place": "modelhost",
+    "place_any": "modelhost (the wildcard a host without --models listens on)",
 }
 """Request/reply subjects an actor answers: each one is fuzzed below."""
 
@@ -80,6 +82,7 @@ NOT_SUBJECTS = {
     "parse_infer",
     "heartbeat_node",
     "kept_events",
+    "parse_place",
 }
 
 
@@ -181,6 +184,8 @@ def targets(mesh: FuzzTargets) -> list[Target]:
         Target(subjects.train_submit(), PARSES, subjects.train_submit()),
         Target(subjects.cluster_status(), NO_INPUT, subjects.cluster_status()),
         Target(subjects.cluster_series(), OPTIONAL, subjects.cluster_series()),
+        # The model is named by the subject; the payload is ignored: a host holding it says so.
+        Target(subjects.place(MODEL), NO_INPUT, subjects.place_any()),
     ]
     for actor in mesh.actors:
         beat = subjects.node_heartbeat_now(actor.node_id)
