@@ -41,6 +41,7 @@ from mlbuffet.protocol.jobs import JobRecord, JobState, TrainAccepted, TrainJob
 from mlbuffet.protocol.names import parse_file_name, parse_job_id, parse_model_name
 from mlbuffet.protocol.wire import pack, pack_error, unpack, unpack_map
 from mlbuffet.registry import ModelInspector, Registry
+from mlbuffet.registry.buckets import watch_from_start
 from mlbuffet.training import JobStore
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,7 @@ class TrainerService(Actor):
         self.registry, _ = await Registry.open(js, replicas=self.config.registry_replicas)
         await open_event_history(js, self.config.registry_replicas)
         self._notes = await self.backend.start()
-        self._watcher = await self.store.kv.watchall()
-        while (entry := await self._watcher.updates(timeout=30)) is not None:
-            self._apply(entry)
+        self._watcher = await watch_from_start(self.store.kv, self._apply)
         await self._schedule_once()  # fails this node's own leftovers before taking anything
         self._background = [
             asyncio.create_task(self._follow(), name="trainer-watch"),

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats.errors
 import nats.js.errors as js_errors
@@ -166,3 +167,42 @@ async def open_store_buckets(
     config = ObjectStoreConfig(description=buckets.files_description, storage=StorageType.FILE)
     store, files_created = await open_object_store(js, buckets.files, config, replicas)
     return kv, store, kv_created or files_created
+
+
+async def bucket_keys(kv: KeyValue) -> list[str]:
+    """Every key with a message in the bucket, deleted ones included (readers skip those).
+
+    Not `kv.keys()`: nats-py's watcher can mark its initial replay done before the
+    messages already on their way to it were counted (nats-io/nats.py#842), and
+    keys() then lists nothing for a full bucket. That happened under load, both
+    right after writes and after a cluster restart. The stream's leader lists its
+    subjects in one reply instead (up to the server's 100,000 subject details).
+    """
+    prefix: str = kv._pre  # "$KV.<bucket>."; nats-py keeps the names it was opened with private
+    info = await kv._js.stream_info(kv._stream, subjects_filter=f"{prefix}>")
+    return [subject[len(prefix) :] for subject in info.state.subjects or {}]
+
+
+async def watch_from_start(
+    kv: KeyValue, apply: Callable[[KeyValue.Entry], Awaitable[None] | None], timeout_s: float = 30.0
+) -> Any:
+    """Watch every key of `kv`; returns once `apply` has seen all the bucket held when called.
+
+    The watcher's own end-of-replay marker (None) can come before entries already
+    on their way (nats-io/nats.py#842), so the replay ends at the stream's last
+    sequence as read before watching: a KV stream's last message is always the
+    newest of its key, so the replay reaches it. Markers are skipped here; the
+    returned watcher goes on with later changes (and may still yield None).
+    """
+    target = (await kv.status()).stream_info.state.last_seq
+    watcher = await kv.watchall()
+    seen = 0
+    while seen < target:
+        entry = await watcher.updates(timeout=timeout_s)  # type: ignore[no-untyped-call]
+        if entry is None:
+            continue
+        seen = max(seen, entry.revision or 0)
+        result = apply(entry)
+        if inspect.isawaitable(result):
+            await result
+    return watcher

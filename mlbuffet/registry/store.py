@@ -25,7 +25,7 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, InternalError, ModelNotFoundError
 from mlbuffet.protocol.names import parse_upload_filename
 from mlbuffet.protocol.records import ModelRecord, ModelSettings, VersionRecord
-from mlbuffet.registry.buckets import StoreBuckets, open_store_buckets
+from mlbuffet.registry.buckets import StoreBuckets, bucket_keys, open_store_buckets
 from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
 from mlbuffet.registry.model_file import ModelFile
 
@@ -90,10 +90,7 @@ class Registry:
 
     async def list(self) -> list[ModelRecord]:
         """Every model with at least one version, sorted by name."""
-        try:
-            names = await self.kv.keys()
-        except js_errors.NoKeysError:
-            return []
+        names = await bucket_keys(self.kv)
         records = await asyncio.gather(*(self._readable_entry(name) for name in names))
         return sorted(
             (e.record for e in records if e is not None and e.record.versions),

@@ -16,6 +16,7 @@ from nats.js.kv import KV_DEL, KV_PURGE
 
 from mlbuffet.protocol.errors import InternalError
 from mlbuffet.protocol.records import ModelRecord
+from mlbuffet.registry.buckets import watch_from_start
 from mlbuffet.registry.store import Registry
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,8 @@ class RegistryView:
 
     async def start(self) -> None:
         """Load every record and keep watching; returns once the initial state is in."""
-        watcher = await self.registry.kv.watchall()
+        watcher = await watch_from_start(self.registry.kv, self._apply)
         self._watcher = watcher
-        while (entry := await watcher.updates(timeout=30)) is not None:  # type: ignore[no-untyped-call]
-            await self._apply(entry)
         self._task = asyncio.create_task(self._follow(watcher), name="registry-view")
 
     async def _follow(self, watcher: object) -> None:

@@ -27,7 +27,7 @@ from mlbuffet.protocol import subjects
 from mlbuffet.protocol.errors import ConflictError, ModelNotFoundError
 from mlbuffet.protocol.jobs import JobEvent, JobRecord, JobState
 from mlbuffet.protocol.wire import pack, unpack
-from mlbuffet.registry.buckets import StoreBuckets, open_store_buckets, open_stream
+from mlbuffet.registry.buckets import StoreBuckets, bucket_keys, open_store_buckets, open_stream
 from mlbuffet.registry.cas import CAS_ATTEMPTS, backoff, lost_race
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,7 @@ class JobStore:
 
     async def list(self, limit: int = LIST_LIMIT) -> list[JobRecord]:
         """The most recently submitted jobs, newest first."""
-        try:
-            keys = await self.kv.keys()
-        except js_errors.NoKeysError:
-            return []
+        keys = await bucket_keys(self.kv)
         entries = await asyncio.gather(*(self._readable(k) for k in keys))
         records = [e.record for e in entries if e is not None]
         records.sort(key=lambda r: r.submitted_at, reverse=True)

@@ -26,12 +26,20 @@ async def test_a_script_uploads_predicts_and_deletes(nats_server, start_modelhos
         with SyncClient(nats_server.url) as client:
             events = client.events(timeout=5)
             uploaded = client.upload("add", model_files.add_one, description="adds one")
-            event = next(events)
+            # The host watching the registry may load the model, and say so, before
+            # the client's own "uploaded" follows its write: look for it, in order.
+            seen = []
+            for event in events:
+                seen.append(event)
+                if event.event == ModelEvent.UPLOADED:
+                    break
             events.close()
-            return uploaded, event
+            return uploaded, seen
 
-    uploaded, event = await asyncio.to_thread(upload)
-    assert uploaded.version == 1 and event.event == ModelEvent.UPLOADED
+    uploaded, seen = await asyncio.to_thread(upload)
+    assert uploaded.version == 1
+    assert seen and seen[-1].event == ModelEvent.UPLOADED, seen
+    assert seen[-1].model == "add" and seen[-1].version == 1, seen[-1]
     await serving(host, "add")
 
     def script() -> tuple:
