@@ -185,11 +185,18 @@ async def _try_listing_models(page: Page) -> tuple[str, str]:
     )
     assert found, "no GET /api/v1/models in the rendered document"
     operation = "[data-test=list-models]"
-    await page.click(f"{operation} .opblock-summary-control")
-    await eventually(
-        lambda: page.evaluate(f"!!document.querySelector('{operation} .execute')"),
-        PAGE_TIMEOUT_S,
-    )
+
+    async def execute_shown() -> bool:
+        # Deep links reopen the operation a reload comes back to: a click then would close it.
+        if await page.evaluate(f"!!document.querySelector('{operation} .execute')"):
+            return True
+        if not await page.evaluate(
+            f"document.querySelector('{operation}').classList.contains('is-open')"
+        ):
+            await page.click(f"{operation} .opblock-summary-control")
+        return False
+
+    await eventually(execute_shown, PAGE_TIMEOUT_S)
     await page.click(f"{operation} .execute")
     answer = f"{operation} .live-responses-table tbody"
 
